@@ -1,0 +1,1 @@
+"""The pure core of phasewise: model, graph, state, store, sagas. No I/O, no threads."""

@@ -1,0 +1,119 @@
+"""One error hierarchy for everything phasewise raises.
+
+::
+
+    PhasewiseError
+     ├── PipelineError          a pipeline is defined wrongly (unknown dependency, duplicate)
+     │    ├── CycleError        the dependencies form a cycle; the message shows the path
+     │    └── PipelineFailed    raise_for_status() on a run that did not complete
+     ├── PhaseError             one phase could not produce a result (carries ``phase``)
+     │    ├── PhaseTimeout      it ran past ``Phase(timeout=...)``
+     │    ├── WorkerDied        the process running it died (signal or exit code)
+     │    ├── SerializationError  its handler, context or result could not be pickled
+     │    └── RemotePhaseError  its handler raised in another process (type, message, traceback)
+     ├── WireError              a worker sent a frame that could not be decoded
+     ├── PluginError            plugins disagree (two register one executor name)
+     │    └── UnknownExecutorError  no installed plugin provides that executor
+     └── TargetError            ``phasewise run TARGET`` could not load a pipeline from TARGET
+
+A failed phase is data (its status and error text in the Store), not an exception
+escaping the runner; these types travel inside futures and are raised only where a
+caller asked for them (``raise_for_status``) or where infrastructure is broken.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CycleError",
+    "PhaseError",
+    "PhaseTimeout",
+    "PhasewiseError",
+    "PipelineError",
+    "PipelineFailed",
+    "PluginError",
+    "RemotePhaseError",
+    "SerializationError",
+    "TargetError",
+    "UnknownExecutorError",
+    "WireError",
+    "WorkerDied",
+]
+
+
+class PhasewiseError(Exception):
+    """Root of every error phasewise raises on purpose."""
+
+
+class PipelineError(PhasewiseError):
+    """A pipeline's definition is invalid."""
+
+
+class CycleError(PipelineError):
+    """The dependency graph has a cycle; ``path`` lists it, first node repeated last."""
+
+    def __init__(self, path: list[str]) -> None:
+        self.path = path
+        super().__init__("Circular dependency: " + " → ".join(path))
+
+
+class PipelineFailed(PipelineError):
+    """Raised by ``PipelineResult.raise_for_status()``; ``failures`` maps phase → error."""
+
+    def __init__(self, pipeline: str, status: str, failures: dict[str, str]) -> None:
+        self.pipeline = pipeline
+        self.status = status
+        self.failures = failures
+        detail = "; ".join(f"{name}: {err}" for name, err in failures.items())
+        super().__init__(f"pipeline {pipeline!r} {status}" + (f" ({detail})" if detail else ""))
+
+
+class PhaseError(PhasewiseError):
+    """A phase could not produce a result. ``phase`` names it (may be empty)."""
+
+    def __init__(self, message: str, phase: str = "") -> None:
+        self.phase = phase
+        super().__init__(message)
+
+
+class PhaseTimeout(PhaseError):
+    """The phase ran longer than its ``timeout``."""
+
+
+class WorkerDied(PhaseError):
+    """The worker process running the phase died before sending a result."""
+
+
+class SerializationError(PhaseError):
+    """Something that must cross a process boundary could not be pickled."""
+
+
+class RemotePhaseError(PhaseError):
+    """The handler raised in another process; its type, message and traceback come along."""
+
+    def __init__(self, type_name: str, message: str, traceback: str, phase: str = "") -> None:
+        self.type_name = type_name
+        self.remote_message = message
+        self.remote_traceback = traceback
+        super().__init__(f"{type_name}: {message}" if message else type_name, phase)
+
+
+class WireError(PhasewiseError):
+    """A frame from a worker could not be decoded."""
+
+
+class PluginError(PhasewiseError):
+    """The installed plugins are inconsistent."""
+
+
+class UnknownExecutorError(PluginError):
+    """No installed plugin provides the executor ``name``; ``available`` lists those that do."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        self.name = name
+        self.available = available
+        listed = ", ".join(available) or "none"
+        super().__init__(f"unknown executor {name!r}; installed executors: {listed}")
+
+
+class TargetError(PhasewiseError):
+    """A CLI target (``file.py[:attr]`` or ``module[:attr]``) does not name one pipeline."""

@@ -1,0 +1,237 @@
+"""PipelineRun: the saga that schedules a pipeline's phases onto executors.
+
+Dataflow scheduling: a phase is ready the moment all its dependencies have completed
+or been skipped. Ready phases start in execution order, subject to two limits:
+
+* at most ``max_workers`` phases run at once;
+* a ``parallel=False`` phase runs alone — it waits until nothing else runs, and nothing
+  starts while it runs. A waiting exclusive phase also holds back phases after it, so it
+  is never starved.
+
+Each started phase is a forked saga (``_phase_saga``) that dispatches its own
+START / RETRY / COMPLETE / FAILED / SKIPPED / CANCELLED actions and reports its outcome
+on a channel the driver takes from.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+import traceback
+from collections.abc import Generator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from phasewise.core import actions as A
+from phasewise.core.actions import Action
+from phasewise.core.errors import PhaseError, RemotePhaseError
+from phasewise.core.executor import ExecutorLookup, ExecutorSession
+from phasewise.core.saga import (
+    Call,
+    Cancel,
+    Channel,
+    Delay,
+    Execute,
+    Fork,
+    Put,
+    SagaCancelled,
+    SagaTask,
+    Send,
+    Take,
+)
+from phasewise.core.task import Task
+from phasewise.core.wire import Log
+
+if TYPE_CHECKING:
+    from phasewise.core.model import Phase, Pipeline
+
+__all__ = ["PipelineRun", "describe_error"]
+
+Saga = Generator[Any, Any, Any]
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """``(error, traceback)`` for a phase's failure: "Type: message" and the formatted
+    traceback (the worker's own, for errors raised in another process)."""
+    if isinstance(exc, RemotePhaseError):
+        return str(exc), exc.remote_traceback
+    if isinstance(exc, PhaseError):
+        return str(exc), ""
+    message = str(exc)
+    error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return error, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+class PipelineRun:
+    """One run of a pipeline; ``saga()`` is what the Store runs."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        executor: str = "thread",
+        max_workers: int | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        executors: ExecutorLookup | None = None,
+        capture_output: bool = False,
+        fail_fast: bool = False,
+        results: dict[str, Any] | None = None,
+    ) -> None:
+        if executors is None:
+            from phasewise.core.runtime import lookup_executor as executors
+        self.pipeline = pipeline
+        self.session = ExecutorSession(executors, executor, max_workers, executor_options)
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.capture_output = capture_output
+        self.fail_fast = fail_fast
+        self.results = results if results is not None else {}
+        self._cancel_reason = ""
+
+    # the driver
+
+    def saga(self) -> Saga:
+        phases = self.pipeline.phases
+        order = {name: i for i, name in enumerate(self.pipeline.execution_order())}
+        waiting = {p.name: len(set(p.depends_on)) for p in phases}
+        dependants: dict[str, list[str]] = {p.name: [] for p in phases}
+        for p in phases:
+            for dep in set(p.depends_on):
+                dependants[dep].append(p.name)
+        ready = [(order[p.name], p.name) for p in phases if waiting[p.name] == 0]
+        heapq.heapify(ready)
+
+        done = Channel()
+        running: dict[str, SagaTask] = {}
+        started: set[str] = set()
+        exclusive = False
+        failed: str | None = None
+        interrupted = False
+        cancel_reason = ""
+
+        yield Put(Action(A.PIPELINE_START, _now()))
+        try:
+            try:
+                while True:
+                    while ready and failed is None and not exclusive:
+                        phase = self.pipeline.phase(ready[0][1])
+                        if not phase.parallel and running:
+                            break  # an exclusive phase waits for the others to finish
+                        if phase.parallel and len(running) >= self.max_workers:
+                            break
+                        heapq.heappop(ready)
+                        started.add(phase.name)
+                        exclusive = not phase.parallel
+                        running[phase.name] = yield Fork(self._phase_saga, (phase, done))
+                    if not running:
+                        break
+                    name, outcome = yield Take(done)
+                    del running[name]
+                    exclusive = False
+                    if outcome in ("completed", "skipped"):
+                        for child in dependants[name]:
+                            waiting[child] -= 1
+                            if waiting[child] == 0:
+                                heapq.heappush(ready, (order[child], child))
+                    elif outcome == "failed" and failed is None:
+                        failed = name
+                        if self.fail_fast and running:
+                            cancel_reason = f"cancelled: phase {name!r} failed (fail_fast)"
+                            yield from self._cancel_all(running, done, cancel_reason)
+            except SagaCancelled:
+                interrupted = True
+                yield from self._cancel_all(running, done, "cancelled: interrupted")
+            if interrupted:
+                reason = "not started: the run was interrupted"
+            elif failed is not None:
+                reason = f"not started: phase {failed!r} failed"
+            else:
+                reason = "not started: a dependency did not complete"
+            for p in phases:
+                if p.name not in started:
+                    yield Put(Action(A.PHASE_CANCELLED, {"name": p.name, "reason": reason,
+                                                         "timestamp": _now()}))
+            status = "cancelled" if interrupted else ("failed" if failed is not None else None)
+            payload: dict[str, Any] = {"timestamp": _now()}
+            if status is not None:
+                payload["status"] = status
+            yield Put(Action(A.PIPELINE_COMPLETE, payload))
+        finally:
+            yield Call(self.session.shutdown, kwargs={"cancel": interrupted or bool(cancel_reason)})
+        return self.results
+
+    def _cancel_all(self, running: dict[str, SagaTask], done: Channel, reason: str) -> Saga:
+        self._cancel_reason = reason
+        for task in list(running.values()):
+            yield Cancel(task)
+        while running:
+            name, _ = yield Take(done)
+            del running[name]
+
+    # one phase
+
+    def _phase_saga(self, phase: Phase, done: Channel) -> Saga:
+        name, policy = phase.name, phase.policy
+        outcome = "failed"
+        try:
+            context = self._context(phase)
+            attempt = 0
+            while True:
+                attempt += 1
+                yield Put(Action(A.PHASE_START, {"name": name, "attempt": attempt,
+                                                 "timestamp": _now()}))
+                task = Task(name, phase.handler, context, attempt=attempt,
+                            capture_output=self.capture_output, timeout=phase.timeout)
+                try:
+                    executor = self.session.get(phase.executor)
+                    result = yield Execute(task, executor, self._log_actions(name))
+                except SagaCancelled:
+                    raise
+                except Exception as exc:
+                    error, tb = describe_error(exc)
+                    if attempt < policy.attempts:
+                        yield Put(Action(A.PHASE_RETRY, {
+                            "name": name, "attempt": attempt + 1, "error": error,
+                            "max_retries": policy.max_retries, "timestamp": _now()}))
+                        yield Delay(policy.delay_for(attempt))
+                        continue
+                    if policy.on_fail == "skip":
+                        self.results[name] = None
+                        yield Put(Action(A.PHASE_SKIPPED, {"name": name, "error": error,
+                                                           "timestamp": _now()}))
+                        outcome = "skipped"
+                    else:
+                        yield Put(Action(A.PHASE_FAILED, {"name": name, "error": error,
+                                                          "traceback": tb, "timestamp": _now()}))
+                    break
+                self.results[name] = result
+                yield Put(Action(A.PHASE_COMPLETE, {"name": name, "result": result,
+                                                    "timestamp": _now()}))
+                outcome = "completed"
+                break
+        except SagaCancelled:
+            reason = self._cancel_reason or "cancelled"
+            yield Put(Action(A.PHASE_CANCELLED, {"name": name, "reason": reason,
+                                                 "timestamp": _now()}))
+            outcome = "cancelled"
+        yield Send(done, (name, outcome))
+
+    def _context(self, phase: Phase) -> dict[str, Any] | None:
+        if not phase.wants_context:
+            return None
+        return {dep: self.results.get(dep) for dep in phase.depends_on}
+
+    @staticmethod
+    def _log_actions(name: str) -> Any:
+        def to_actions(event: Any) -> Iterable[Action]:
+            if isinstance(event, Log):
+                stream = event.stream
+                for line in event.lines:
+                    yield Action(A.PHASE_LOG, {"name": name, "line": line, "stream": stream,
+                                               "timestamp": event.timestamp})
+
+        return to_actions
+

@@ -1,0 +1,280 @@
+"""Pipeline state and the reducer that advances it.
+
+``PipelineState.phases`` is a tuple of ``PhaseStatus`` in declaration order, as the
+public API promises, but the state keeps the statuses in a ``PVector`` and builds the
+tuple only when someone reads ``phases``. The reducer works on the vector, so its cost
+per action does not grow with the number of phases; ``state.phase(name)`` reads one
+status in O(log N) without building the tuple.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from phasewise.core import actions as A
+from phasewise.core.actions import Action
+from phasewise.core.pvector import PVector
+
+__all__ = [
+    "DONE_STATUSES",
+    "PHASE_STATUSES",
+    "PIPELINE_STATUSES",
+    "PhaseLog",
+    "PhaseStatus",
+    "PipelineState",
+    "make_reducer",
+]
+
+PHASE_STATUSES = ("pending", "running", "retrying", "completed", "failed", "skipped", "cancelled")
+PIPELINE_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+DONE_STATUSES = frozenset({"completed", "skipped"})
+"""Statuses that count towards ``progress`` and let dependants start."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseLog:
+    """One line a phase wrote, without its newline."""
+
+    line: str
+    stream: str = "stdout"
+    timestamp: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStatus:
+    """Where one phase stands. ``traceback`` holds the handler's traceback on failure."""
+
+    name: str
+    status: str = "pending"
+    started_at: float = 0.0
+    elapsed: float = 0.0
+    error: str = ""
+    attempt: int = 1
+    logs: tuple[PhaseLog, ...] = ()
+    cached: bool = False
+    traceback: str = ""
+
+
+class _PhasesField:
+    """Descriptor behind ``PipelineState.phases``: stores a PVector, hands out a tuple."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, state: PipelineState | None, owner: type) -> Any:
+        if state is None:
+            return ()  # the dataclass default
+        d = state.__dict__
+        cached = d.get("_phases_tuple")
+        if cached is None:
+            cached = d["_vec"].to_tuple()
+            d["_phases_tuple"] = cached
+        return cached
+
+    def __set__(self, state: PipelineState, value: Sequence[PhaseStatus]) -> None:
+        items = tuple(value)
+        d = state.__dict__
+        d["_vec"] = PVector(items)
+        d["_phases_tuple"] = items
+        d["_index"] = {p.name: i for i, p in enumerate(items)}
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    """Observable state of one pipeline run (see DESIGN.md §3)."""
+
+    name: str = ""
+    phases: tuple[PhaseStatus, ...] = _PhasesField()  # type: ignore[assignment]
+    current_phase: str = ""
+    started_at: float = 0.0
+    elapsed: float = 0.0
+    progress: float = 0.0
+    status: str = "pending"
+
+    def phase(self, name: str) -> PhaseStatus:
+        """The status of phase ``name``; ``KeyError`` if the pipeline has none."""
+        d = self.__dict__
+        return d["_vec"][d["_index"][name]]
+
+    def counts(self) -> dict[str, int]:
+        """How many phases are in each status (statuses with none are left out)."""
+        out: dict[str, int] = {}
+        for p in self.__dict__["_vec"]:
+            out[p.status] = out.get(p.status, 0) + 1
+        return out
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(PipelineState))
+
+
+def _evolve(state: PipelineState, **changes: Any) -> PipelineState:
+    """Copy ``state`` with ``changes`` without rebuilding the phases (O(1))."""
+    new = object.__new__(PipelineState)
+    d = new.__dict__
+    d.update(state.__dict__)
+    if "_vec" in changes:
+        d["_phases_tuple"] = None
+    d.update(changes)
+    return new
+
+
+def make_reducer(
+    name: str,
+    phase_names: Sequence[str],
+    weights: Mapping[str, float],
+    max_logs: Mapping[str, int],
+) -> Callable[[PipelineState | None, Action], PipelineState]:
+    """Build the pure reducer for a pipeline with these phases (see ``Pipeline.build_reducer``)."""
+    total_weight = float(sum(weights.values()))
+    initial_vec = PVector(PhaseStatus(n) for n in phase_names)
+    initial_index = {n: i for i, n in enumerate(phase_names)}
+
+    def initial() -> PipelineState:
+        state = object.__new__(PipelineState)
+        d = state.__dict__
+        for f in _STATE_FIELDS:
+            if f != "phases":
+                d[f] = getattr(PipelineState, f)
+        d.update(name=name, _vec=initial_vec, _index=initial_index, _phases_tuple=None)
+        return state
+
+    def progress_of(vec: PVector) -> float:
+        if total_weight <= 0:
+            return 1.0
+        done = sum(weights.get(p.name, 1) for p in vec if p.status in DONE_STATUSES)
+        return done / total_weight
+
+    def update(
+        state: PipelineState, payload: Mapping[str, Any], **changes: Any
+    ) -> tuple[PipelineState, PhaseStatus, PhaseStatus] | None:
+        d = state.__dict__
+        index = d["_index"].get(payload.get("name"))
+        if index is None:
+            return None
+        vec: PVector = d["_vec"]
+        old: PhaseStatus = vec[index]
+        new = _replace_status(old, changes)
+        return _evolve(state, _vec=vec.set(index, new)), old, new
+
+    def moved_progress(state: PipelineState, old: PhaseStatus, new: PhaseStatus) -> float:
+        if total_weight <= 0:
+            return 1.0
+        was, now = old.status in DONE_STATUSES, new.status in DONE_STATUSES
+        if was == now:
+            return state.progress
+        delta = weights.get(new.name, 1) / total_weight
+        return min(1.0, max(0.0, state.progress + (delta if now else -delta)))
+
+    def reducer(state: PipelineState | None, action: Action) -> PipelineState:
+        kind = action.type
+        if kind == A.INIT or state is None:
+            state = initial()
+            if kind == A.INIT:
+                return state
+        payload = action.payload if isinstance(action.payload, Mapping) else {}
+
+        if kind == A.PHASE_LOG:
+            index = state.__dict__["_index"].get(payload.get("name"))
+            if index is None:
+                return state
+            vec = state.__dict__["_vec"]
+            old = vec[index]
+            limit = max_logs.get(old.name, 200)
+            if limit <= 0:
+                return state
+            entry = PhaseLog(
+                str(payload.get("line", "")),
+                payload.get("stream", "stdout"),
+                payload.get("timestamp", 0.0),
+            )
+            logs = old.logs
+            logs = (*logs[1:], entry) if len(logs) >= limit else (*logs, entry)
+            return _evolve(state, _vec=vec.set(index, _replace_status(old, {"logs": logs})))
+
+        if kind == A.PIPELINE_START:
+            started = action.payload if isinstance(action.payload, (int, float)) else None
+            return _evolve(state, status="running", started_at=started or time.monotonic())
+
+        if kind == A.PIPELINE_COMPLETE:
+            now = payload.get("timestamp") or time.monotonic()
+            status = payload.get("status")
+            if status is None:
+                status = state.status if state.status in ("failed", "cancelled") else "completed"
+            elapsed = now - state.started_at if state.started_at else state.elapsed
+            return _evolve(
+                state, status=status, elapsed=elapsed, current_phase="",
+                progress=progress_of(state.__dict__["_vec"]),
+            )
+
+        now = payload.get("timestamp") or time.monotonic()
+        running_for = (now - state.started_at) if state.started_at else state.elapsed
+
+        if kind == A.PHASE_START:
+            changed = update(
+                state, payload, status="running", started_at=now,
+                attempt=payload.get("attempt", 1),
+            )
+            if changed is None:
+                return state
+            new_state, _, _ = changed
+            return _evolve(new_state, current_phase=payload["name"], elapsed=running_for)
+
+        if kind in _ENDINGS:
+            status = _ENDINGS[kind]
+            d = state.__dict__
+            index = d["_index"].get(payload.get("name"))
+            if index is None:
+                return state
+            old = d["_vec"][index]
+            changes: dict[str, Any] = {"status": status}
+            if old.started_at and old.status in ("running", "retrying"):
+                changes["elapsed"] = now - old.started_at
+            if kind == A.PHASE_COMPLETE:
+                changes["cached"] = bool(payload.get("cached", False))
+                changes["error"] = ""  # an earlier attempt's error no longer stands
+            elif kind == A.PHASE_CANCELLED:
+                changes["error"] = str(payload.get("reason", payload.get("error", "")))
+            else:
+                changes["error"] = str(payload.get("error", ""))
+                if "traceback" in payload:
+                    changes["traceback"] = str(payload["traceback"])
+            changed = update(state, payload, **changes)
+            if changed is None:
+                return state
+            new_state, old, new = changed
+            extra: dict[str, Any] = {
+                "progress": moved_progress(state, old, new),
+                "elapsed": running_for,
+            }
+            if kind == A.PHASE_FAILED:
+                extra.update(status="failed", current_phase=new.name)
+            return _evolve(new_state, **extra)
+
+        if kind == A.PHASE_RETRY:
+            changed = update(
+                state, payload, status="retrying", error=str(payload.get("error", "")),
+                attempt=payload.get("attempt", 1),
+            )
+            return state if changed is None else _evolve(changed[0], elapsed=running_for)
+
+        return state
+
+    return reducer
+
+
+_ENDINGS = {
+    A.PHASE_COMPLETE: "completed",
+    A.PHASE_FAILED: "failed",
+    A.PHASE_SKIPPED: "skipped",
+    A.PHASE_CANCELLED: "cancelled",
+}
+
+_STATUS_FIELDS = tuple(f.name for f in fields(PhaseStatus))
+
+
+def _replace_status(old: PhaseStatus, changes: Mapping[str, Any]) -> PhaseStatus:
+    """``dataclasses.replace`` for PhaseStatus, about 3x cheaper on this hot path."""
+    return PhaseStatus(*[changes[f] if f in changes else getattr(old, f) for f in _STATUS_FIELDS])

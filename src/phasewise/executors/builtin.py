@@ -1,0 +1,28 @@
+"""The plugin that registers phasewise's own executors (entry point ``builtin``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phasewise.plugins.markers import hookimpl
+
+__all__ = ["phasewise_executors"]
+
+
+def _inline(**options: Any) -> Any:
+    """Runs each phase in the caller's thread, one at a time (debugging, tests)."""
+    from phasewise.executors.inline import InlineExecutor
+
+    return InlineExecutor(**options)
+
+
+def _thread(**options: Any) -> Any:
+    """A pool of threads in this process (I/O-bound phases; a thread cannot be killed)."""
+    from phasewise.executors.thread import ThreadExecutor
+
+    return ThreadExecutor(**options)
+
+
+@hookimpl
+def phasewise_executors() -> dict[str, Any]:
+    return {"inline": _inline, "thread": _thread}

@@ -1,0 +1,95 @@
+"""ThreadExecutor: a pool of daemon threads in this process.
+
+Right for phases that wait on I/O, or that release the GIL. A thread cannot be killed:
+a phase past its timeout is marked failed and its result discarded, but its thread
+runs on until the handler returns (daemon threads, so it never holds up interpreter
+exit). Use the process executor for phases that must be stopped.
+
+    submit ──▶ SimpleQueue ──▶ worker threads (started on demand, up to max_workers)
+                                   └─▶ run task, emit logs, resolve the Future
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from phasewise.core.task import Task
+from phasewise.executors.inline import run_task_here
+
+__all__ = ["ThreadExecutor"]
+
+_Item = tuple[Future[Any], Task, Callable[[Any], None]] | None
+
+
+class ThreadExecutor:
+    """Runs phases on a pool of threads in this process."""
+
+    def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "phasewise") -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
+        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self._prefix = thread_name_prefix
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a ThreadExecutor after shutdown")
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self.max_workers:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._prefix}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put((future, task, emit))
+        return future
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            future, task, emit = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = run_task_here(task, emit)
+                except BaseException as exc:  # noqa: BLE001 - the task's error is its result
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            del item, future, task, emit
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self, cancel: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = list(self._threads)
+        if cancel:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        for _ in threads:
+            self._queue.put(None)
+        if not cancel:
+            for thread in threads:
+                thread.join(timeout=2.0)

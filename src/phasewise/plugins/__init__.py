@@ -1,0 +1,1 @@
+"""Plugin layer: hook specifications, the plugin manager and the executor registry."""

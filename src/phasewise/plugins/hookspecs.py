@@ -1,0 +1,55 @@
+"""Every hook phasewise calls, grouped by when it fires.
+
+A plugin is a module or object with functions marked ``@phasewise.hookimpl`` whose
+names match these; it is found through the entry-point group ``phasewise``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from phasewise.plugins.markers import hookspec
+
+if TYPE_CHECKING:
+    from phasewise.core.model import Pipeline, PipelineResult
+    from phasewise.core.store import Store
+
+__all__ = ["phasewise_executors", "phasewise_run_finish", "phasewise_run_start"]
+
+# ── registration ────────────────────────────────────────────────────────────
+
+
+@hookspec
+def phasewise_executors() -> dict[str, Any]:
+    """Name the executors this plugin provides.
+
+    Called once, the first time any executor is looked up (never at import).
+
+    :returns: ``{name: factory}``; ``factory(max_workers=None, **options)`` returns an
+        object with ``submit(task, emit) -> Future`` and ``shutdown(cancel=False)``. A
+        factory's docstring's first line is shown by ``phasewise executors``.
+
+    Results from every plugin are merged; two plugins naming the same executor is a
+    ``PluginError`` naming both.
+    """
+
+
+# ── observing a run ─────────────────────────────────────────────────────────
+
+
+@hookspec
+def phasewise_run_start(pipeline: Pipeline, store: Store, executor: str) -> None:
+    """A run of ``pipeline`` is about to start on ``executor`` (from the CLI).
+
+    :param store: the run's Store; subscribe to it to see every action as it happens.
+
+    Every implementation is called; return values are ignored.
+    """
+
+
+@hookspec
+def phasewise_run_finish(pipeline: Pipeline, result: PipelineResult) -> None:
+    """A run started by the CLI has ended, in any way (``result.status`` says which).
+
+    Every implementation is called; return values are ignored.
+    """
