@@ -1,19 +1,24 @@
 """phasewise: run pipelines of phases on any executor, and watch every line they print.
 
-Importing phasewise loads no plugin and starts no process or thread; executors are
-looked up (and plugins loaded) the first time a pipeline runs.
+Importing phasewise loads no plugin and starts no process or thread. The public names
+below are imported on first access, so a worker process that only needs
+``phasewise.executors.worker`` does not pay for the rest.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from phasewise.core import runtime as _runtime
-from phasewise.core.actions import Action
-from phasewise.core.errors import CycleError, PhasewiseError, PipelineError
-from phasewise.core.model import Phase, PhasePolicy, Pipeline, PipelineResult
-from phasewise.core.state import PhaseLog, PhaseStatus, PipelineState
-from phasewise.core.store import Store
-from phasewise.plugins.manager import lookup_executor as _lookup_executor
-from phasewise.plugins.markers import hookimpl
+
+if TYPE_CHECKING:
+    from phasewise.core.actions import Action
+    from phasewise.core.errors import CycleError, PhasewiseError, PipelineError
+    from phasewise.core.model import Phase, PhasePolicy, Pipeline, PipelineResult
+    from phasewise.core.state import PhaseLog, PhaseStatus, PipelineState
+    from phasewise.core.store import Store
+    from phasewise.plugins.markers import hookimpl
 
 __version__ = "0.1.0"
 
@@ -33,6 +38,42 @@ __all__ = [
     "__version__",
     "hookimpl",
 ]
+
+_WHERE = {
+    "Action": "phasewise.core.actions",
+    "CycleError": "phasewise.core.errors",
+    "PhasewiseError": "phasewise.core.errors",
+    "PipelineError": "phasewise.core.errors",
+    "Phase": "phasewise.core.model",
+    "PhasePolicy": "phasewise.core.model",
+    "Pipeline": "phasewise.core.model",
+    "PipelineResult": "phasewise.core.model",
+    "PhaseLog": "phasewise.core.state",
+    "PhaseStatus": "phasewise.core.state",
+    "PipelineState": "phasewise.core.state",
+    "Store": "phasewise.core.store",
+    "hookimpl": "phasewise.plugins.markers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'phasewise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def _lookup_executor(name: str) -> Any:
+    from phasewise.plugins.manager import lookup_executor
+
+    return lookup_executor(name)
+
 
 # The composition root: core finds executors through the plugin registry.
 _runtime.set_executor_lookup(_lookup_executor)

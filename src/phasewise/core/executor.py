@@ -14,10 +14,12 @@ executor can (process executors kill the worker; a thread cannot be killed).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from phasewise.core.task import Task
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from phasewise.core.task import Task
 
 __all__ = ["Executor", "ExecutorFactory", "ExecutorLookup", "ExecutorSession"]
 
@@ -80,7 +82,7 @@ class ExecutorSession:
         for executor in started.values():
             try:
                 executor.shutdown(cancel=cancel)
-            except BaseException as exc:  # noqa: BLE001 - shut the others down first
+            except BaseException as exc:
                 errors.append(exc)
         if errors:
             raise errors[0]

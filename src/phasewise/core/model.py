@@ -87,7 +87,9 @@ class Phase:
         if not isinstance(self.name, str) or not self.name:
             raise PipelineError(f"a phase name must be a non-empty string, got {self.name!r}")
         if not callable(self.handler):
-            raise PipelineError(f"phase {self.name!r}: handler must be callable, got {self.handler!r}")
+            raise PipelineError(
+                f"phase {self.name!r}: handler must be callable, got {self.handler!r}"
+            )
         deps = self.depends_on
         if isinstance(deps, str):
             deps = (deps,)
@@ -168,7 +170,8 @@ class Pipeline:
 
     def levels(self) -> list[list[str]]:
         """Phase names level by level (a level depends only on earlier ones), sorted within."""
-        return graph.levels([p.name for p in self.phases], {p.name: p.depends_on for p in self.phases})
+        deps = {p.name: p.depends_on for p in self.phases}
+        return graph.levels([p.name for p in self.phases], deps)
 
     def execution_order(self) -> list[str]:
         """Phase names level by level, sorted within a level."""

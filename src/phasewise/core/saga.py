@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from phasewise.core.actions import Action
-from phasewise.core.errors import PhasewiseError, PhaseTimeout
+from phasewise.core.errors import PhaseTimeout, PhasewiseError
 
 if TYPE_CHECKING:
     from phasewise.core.executor import Executor
@@ -237,6 +237,7 @@ class SagaRunner:
         self._seq = itertools.count()
         self._tasks: set[SagaTask] = set()
         self._pending = 0  # futures submitted and not yet seen done
+        self._executors: dict[Executor, None] = {}  # every executor submitted to, in order
         self._handlers: dict[type, Callable[[SagaTask, Any], Any]] = {
             Put: self._put,
             Select: self._select,
@@ -259,7 +260,11 @@ class SagaRunner:
             self._loop(root)
         except KeyboardInterrupt:
             self._cancel_task(root)
-            self._loop(root)  # a second Ctrl-C propagates from here at once
+            try:
+                self._loop(root)  # let the sagas clean up
+            except KeyboardInterrupt:  # a second Ctrl-C: stop every executor now
+                for executor in self._executors:
+                    executor.shutdown(cancel=True)
             raise
         if root.error is not None:
             raise root.error
@@ -311,7 +316,7 @@ class SagaRunner:
             except StopIteration as stop:
                 self._finish(task, stop.value, None)
                 return
-            except BaseException as error:  # noqa: BLE001 - the saga's error is its result
+            except BaseException as error:
                 self._finish(task, None, error)
                 return
             value, exc = None, None
@@ -323,7 +328,7 @@ class SagaRunner:
                     value = self._join(task, Join(self._spawn(effect)))
                 else:
                     raise SagaError(f"a saga yielded {effect!r}, which is not an effect")
-            except BaseException as error:  # noqa: BLE001 - thrown back into the saga
+            except BaseException as error:
                 exc = error
             if value is _SUSPEND:
                 return
@@ -465,6 +470,7 @@ class SagaRunner:
                 for action in to_actions(event):
                     dispatch(action)
 
+        self._executors[effect.executor] = None
         fut: Future[Any] = effect.executor.submit(effect.task, emit)
         task._wait, task._live = fut, live
         seconds = effect.task.timeout

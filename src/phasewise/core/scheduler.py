@@ -27,7 +27,6 @@ from phasewise.core.actions import Action
 from phasewise.core.errors import PhaseError, RemotePhaseError
 from phasewise.core.executor import ExecutorLookup, ExecutorSession
 from phasewise.core.saga import (
-    Call,
     Cancel,
     Channel,
     Delay,
@@ -160,7 +159,8 @@ class PipelineRun:
                 payload["status"] = status
             yield Put(Action(A.PIPELINE_COMPLETE, payload))
         finally:
-            yield Call(self.session.shutdown, kwargs={"cancel": interrupted or bool(cancel_reason)})
+            # not a yielded Call: this must also run when the generator is closed
+            self.session.shutdown(cancel=interrupted or bool(cancel_reason))
         return self.results
 
     def _cancel_all(self, running: dict[str, SagaTask], done: Channel, reason: str) -> Saga:

@@ -1,14 +1,39 @@
-"""Events an executor emits while a task runs, and the messages a worker sends back.
+"""Messages between a worker and the parent, and how they are framed.
 
-msgspec Structs, so that cross-process executors can encode them as msgpack frames.
-In-process executors hand the same objects straight to ``emit``.
+Every message is a msgspec Struct, msgpack-encoded and sent as one frame: a 4-byte
+big-endian length, then the body. The same Structs are what executors hand to
+``emit``; in-process executors skip the encoding.
+
+    parent ── Run ──────────────▶ worker
+    parent ◀─ Log, Log, …, Result | Error ── worker
+
+This module is pure (bytes in, bytes out); reading and writing file descriptors is the
+executors' job.
 """
 
 from __future__ import annotations
 
+import struct
+from typing import Union
+
 import msgspec
 
-__all__ = ["Error", "Log", "Result"]
+from phasewise.core.errors import WireError
+
+__all__ = [
+    "MAX_FRAME",
+    "Error",
+    "FrameReader",
+    "Log",
+    "Message",
+    "Result",
+    "Run",
+    "decode",
+    "encode",
+]
+
+_HEADER = struct.Struct(">I")
+MAX_FRAME = (1 << 32) - 1
 
 
 class Log(msgspec.Struct, tag="log", tag_field="kind", array_like=True, frozen=True):
@@ -26,8 +51,71 @@ class Result(msgspec.Struct, tag="result", tag_field="kind", array_like=True, fr
 
 
 class Error(msgspec.Struct, tag="error", tag_field="kind", array_like=True, frozen=True):
-    """The handler raised (or the worker could not run it)."""
+    """The handler raised, or the worker could not run it (``type`` names the exception)."""
 
     type: str
     message: str
     traceback: str
+
+
+class Run(msgspec.Struct, tag="run", tag_field="kind", array_like=True, frozen=True):
+    """Run one task: ``payload`` is cloudpickle of ``(handler, context)``."""
+
+    phase: str
+    payload: bytes
+    capture: bool
+
+
+Message = Union[Log, Result, Error, Run]  # noqa: UP007 - msgspec needs a runtime Union on 3.10
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+def encode(message: Message) -> bytes:
+    """One frame: length header + msgpack body."""
+    body = _encoder.encode(message)
+    return _HEADER.pack(len(body)) + body
+
+
+def decode(body: bytes | memoryview) -> Message:
+    """Decode one frame's body; a malformed body raises ``WireError``."""
+    try:
+        return _decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise WireError(f"malformed frame ({len(body)} bytes): {exc}") from None
+
+
+class FrameReader:
+    """Reassembles frames from the chunks a pipe yields; ``feed`` returns whole bodies."""
+
+    __slots__ = ("_buf", "_need")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._need = -1  # body length of the frame being read, -1 while reading a header
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += chunk
+        bodies: list[bytes] = []
+        start = 0
+        while True:
+            if self._need < 0:
+                if len(buf) - start < _HEADER.size:
+                    break
+                (self._need,) = _HEADER.unpack_from(buf, start)
+                start += _HEADER.size
+            if len(buf) - start < self._need:
+                break
+            bodies.append(bytes(buf[start : start + self._need]))
+            start += self._need
+            self._need = -1
+        if start:
+            del buf[:start]
+        return bodies
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished frame (non-zero at end of stream means a truncated frame)."""
+        return len(self._buf) + (_HEADER.size if self._need >= 0 else 0)

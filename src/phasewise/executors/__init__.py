@@ -13,12 +13,22 @@ from phasewise.core.executor import Executor
 
 if TYPE_CHECKING:
     from phasewise.executors.inline import InlineExecutor
+    from phasewise.executors.process import ProcessExecutor
+    from phasewise.executors.subprocess import SubprocessExecutor
     from phasewise.executors.thread import ThreadExecutor
 
-__all__ = ["Executor", "InlineExecutor", "ThreadExecutor"]
+__all__ = [
+    "Executor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "SubprocessExecutor",
+    "ThreadExecutor",
+]
 
 _LAZY = {
     "InlineExecutor": "phasewise.executors.inline",
+    "ProcessExecutor": "phasewise.executors.process",
+    "SubprocessExecutor": "phasewise.executors.subprocess",
     "ThreadExecutor": "phasewise.executors.thread",
 }
 

@@ -23,6 +23,20 @@ def _thread(**options: Any) -> Any:
     return ThreadExecutor(**options)
 
 
+def _process(**options: Any) -> Any:
+    """A pool of worker processes: CPU-bound phases on every core; killable on timeout."""
+    from phasewise.executors.process import ProcessExecutor
+
+    return ProcessExecutor(**options)
+
+
+def _subprocess(**options: Any) -> Any:
+    """A fresh Python interpreter for every phase (options: python=, env=, cwd=)."""
+    from phasewise.executors.subprocess import SubprocessExecutor
+
+    return SubprocessExecutor(**options)
+
+
 @hookimpl
 def phasewise_executors() -> dict[str, Any]:
-    return {"inline": _inline, "thread": _thread}
+    return {"inline": _inline, "thread": _thread, "process": _process, "subprocess": _subprocess}

@@ -39,7 +39,7 @@ class InlineExecutor:
         started = time.monotonic()
         try:
             result = run_task_here(task, emit)
-        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt included: it is data here
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             future.set_exception(exc)

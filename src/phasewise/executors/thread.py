@@ -29,7 +29,9 @@ _Item = tuple[Future[Any], Task, Callable[[Any], None]] | None
 class ThreadExecutor:
     """Runs phases on a pool of threads in this process."""
 
-    def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "phasewise") -> None:
+    def __init__(
+        self, max_workers: int | None = None, thread_name_prefix: str = "phasewise"
+    ) -> None:
         if max_workers is not None and max_workers < 1:
             raise ValueError("max_workers must be >= 1")
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
@@ -66,7 +68,7 @@ class ThreadExecutor:
             if future.set_running_or_notify_cancel():
                 try:
                     result = run_task_here(task, emit)
-                except BaseException as exc:  # noqa: BLE001 - the task's error is its result
+                except BaseException as exc:
                     future.set_exception(exc)
                 else:
                     future.set_result(result)

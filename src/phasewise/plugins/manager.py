@@ -40,12 +40,12 @@ def _new_plugin_manager() -> pluggy.PluginManager:
     for name in filter(None, (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))):
         pm.set_blocked(name)
     pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    if not any(getattr(p, "__name__", "") == BUILTIN_MODULE for p in pm.get_plugins()):
+    registered = any(getattr(p, "__name__", "") == BUILTIN_MODULE for p in pm.get_plugins())
+    if not registered and not pm.is_blocked("builtin"):
         # Running from a source tree that was never installed: no entry points exist.
-        if not pm.is_blocked("builtin"):
-            import importlib
+        import importlib
 
-            pm.register(importlib.import_module(BUILTIN_MODULE), name="builtin")
+        pm.register(importlib.import_module(BUILTIN_MODULE), name="builtin")
     return pm
 
 

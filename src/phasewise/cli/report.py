@@ -1,0 +1,178 @@
+"""What ``phasewise run`` writes: live progress lines, the summary table, the JSON document.
+
+The progress reporter is a Store listener. A listener is called with no arguments, so
+the reporter also wraps the run's reducer to see which action was just reduced; both
+happen under the Store's lock, one action at a time. It writes to the stream it was
+given when the run started, never to whatever ``sys.stderr`` is at the moment: while a
+phase captures its output, ``sys.stderr`` in that phase's thread feeds the Store, and
+writing there from a listener would loop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+from phasewise.core import actions as A
+from phasewise.core.actions import Action
+from phasewise.core.state import PhaseStatus, PipelineState
+from phasewise.core.store import Store
+from phasewise.core.timeline import pipeline_to_timeline
+
+__all__ = [
+    "ProgressReporter",
+    "format_duration",
+    "format_summary",
+    "format_table",
+    "json_document",
+]
+
+Reducer = Callable[[Any, Action], Any]
+
+_TRANSITIONS = {
+    A.PHASE_START: "start",
+    A.PHASE_RETRY: "retry",
+    A.PHASE_COMPLETE: "done",
+    A.PHASE_FAILED: "FAILED",
+    A.PHASE_SKIPPED: "skipped",
+    A.PHASE_CANCELLED: "cancelled",
+}
+
+
+class ProgressReporter:
+    """Writes one line per phase transition, and each captured line, to ``stream``."""
+
+    def __init__(self, stream: TextIO, *, show_logs: bool = True) -> None:
+        self._stream = stream
+        self._show_logs = show_logs
+        self._store: Store | None = None
+        self._last: Action | None = None
+        self._reported: Action | None = None
+        self.results: dict[str, Any] = {}
+        """Results seen in ``@@PHASE_COMPLETE`` actions: what is known if the run is cut short."""
+
+    def wrap(self, reducer: Reducer) -> Reducer:
+        """``reducer``, recording each action it reduces for the listener to report."""
+
+        def reduce(state: Any, action: Action) -> Any:
+            self._last = action
+            return reducer(state, action)
+
+        return reduce
+
+    def attach(self, store: Store) -> Callable[[], None]:
+        """Subscribe to ``store`` (built with ``wrap``'s reducer); returns the unsubscribe."""
+        self._store = store
+        return store.subscribe(self._on_dispatch)
+
+    def _on_dispatch(self) -> None:
+        action, store = self._last, self._store
+        if action is None or store is None or action is self._reported:
+            return  # a listener dispatched from inside a listener: already reported
+        self._reported = action
+        payload = action.payload if isinstance(action.payload, Mapping) else {}
+        name = payload.get("name")
+        if not isinstance(name, str):
+            return
+        if action.type == A.PHASE_COMPLETE:
+            self.results[name] = payload.get("result")
+        elif action.type == A.PHASE_SKIPPED:
+            self.results[name] = None
+        line = self._line_for(action.type, name, payload, store.state)
+        if line is not None:
+            self._write(store.state, line)
+
+    def _line_for(
+        self, kind: str, name: str, payload: Mapping[str, Any], state: PipelineState
+    ) -> str | None:
+        if kind == A.PHASE_LOG:
+            if not self._show_logs:
+                return None
+            mark = "!" if payload.get("stream") == "stderr" else "|"
+            return f"{name} {mark} {payload.get('line', '')}"
+        label = _TRANSITIONS.get(kind)
+        if label is None:
+            return None
+        try:
+            phase = state.phase(name)
+        except KeyError:
+            return None
+        return f"{label:<9} {name}{_transition_detail(kind, phase, payload)}"
+
+    def _write(self, state: PipelineState, line: str) -> None:
+        since = time.monotonic() - state.started_at if state.started_at else 0.0
+        self._stream.write(f"[{since:7.2f}s] {line}\n")
+        self._stream.flush()
+
+
+def _transition_detail(kind: str, phase: PhaseStatus, payload: Mapping[str, Any]) -> str:
+    if kind == A.PHASE_START:
+        return f" (attempt {phase.attempt})" if phase.attempt > 1 else ""
+    if kind == A.PHASE_COMPLETE:
+        return f" in {format_duration(phase.elapsed)}"
+    if kind == A.PHASE_RETRY:
+        total = int(payload.get("max_retries", 0)) + 1
+        return f": {_first_line(phase.error)}; attempt {phase.attempt} of {total} follows"
+    if kind == A.PHASE_FAILED:
+        return f" after {format_duration(phase.elapsed)}: {_first_line(phase.error)}"
+    return f": {_first_line(phase.error)}" if phase.error else ""
+
+
+# ── after the run ───────────────────────────────────────────────────────────
+
+
+def format_duration(seconds: float) -> str:
+    return f"{seconds:.2f}s"
+
+
+def _first_line(text: str, limit: int = 100) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, with a dashed rule under the header."""
+    body = [list(map(str, row)) for row in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in body)])
+
+
+def format_summary(state: PipelineState, *, interrupted: bool = False) -> str:
+    """The end-of-run report: a headline, a row per phase, then failed phases' tracebacks."""
+    counts = ", ".join(f"{n} {status}" for status, n in state.counts().items())
+    how = "interrupted" if interrupted else state.status
+    head = f"pipeline {state.name!r} {how} in {format_duration(state.elapsed)} ({counts})"
+    rows = [
+        (p.name, p.status + (" (cached)" if p.cached else ""), format_duration(p.elapsed),
+         str(p.attempt), _first_line(p.error, 80))
+        for p in state.phases
+    ]
+    parts = [head, "", format_table(("phase", "status", "duration", "attempts", "error"), rows)]
+    for p in state.phases:
+        if p.status == "failed" and p.traceback:
+            parts += ["", f"phase {p.name!r} failed: {p.error}", p.traceback.rstrip()]
+    return "\n".join(parts) + "\n"
+
+
+def json_document(state: PipelineState, results: Mapping[str, Any]) -> str:
+    """``pipeline_to_timeline(state)`` plus ``"results"``: JSON values kept, others repr'd."""
+    doc = pipeline_to_timeline(state)
+    doc["results"] = {name: _jsonable(value) for name, value in results.items()}
+    return json.dumps(doc, indent=2)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+    return value

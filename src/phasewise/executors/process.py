@@ -1,0 +1,446 @@
+"""ProcessExecutor: a persistent pool of worker processes (multiprocess), tasks cloudpickled.
+
+    submit ─▶ idle worker? ── Run frame ──▶ worker's task pipe
+              else pending deque                     │
+                                                     ▼
+    manager thread ◀── Log/Result/Error frames ── worker's result pipe
+       │  polls every result pipe, every worker's sentinel and a wake-up pipe at once
+       ├─ Log    → emit(event)               (live, before the result)
+       ├─ Result → future.set_result, worker takes the next pending task
+       └─ sentinel ready (worker died) → drain its pipe, fail only its task with the
+          exit code or signal, start a replacement if work is waiting
+
+Unlike ``concurrent.futures.ProcessPoolExecutor``, a dead worker breaks nothing but its
+own task. Cancelling a running task's future (timeout, fail_fast, Ctrl-C) kills the
+worker's process group — SIGTERM, then SIGKILL after ``kill_grace`` seconds — and the
+pool replaces the worker.
+
+Start method: ``forkserver`` by default. ``fork`` is unsafe once the parent has threads
+(phasewise always does: this manager thread, thread executors, the user's own), and
+``spawn`` re-imports everything for every replacement worker. A forkserver forks workers
+from a clean single-threaded server, and is stopped when the last pool shuts down, so no
+process outlives a run. ``start_method="spawn"`` or ``"fork"`` can be asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any
+
+from phasewise.core import wire
+from phasewise.core.errors import (
+    PhaseError,
+    RemotePhaseError,
+    SerializationError,
+    WireError,
+    WorkerDied,
+)
+from phasewise.core.task import Task
+from phasewise.executors._unpicklable import payload_or_error
+
+__all__ = ["ProcessExecutor", "describe_exit", "raise_for_error"]
+
+_READ = 1 << 20
+
+
+def describe_exit(phase: str, pid: int, exitcode: int | None) -> str:
+    """Why a worker died, in words: the signal's name, or the exit code."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -exitcode == 9 else ""
+        return f"phase {phase!r}: its worker process {pid} was killed by {name}{hint}"
+    return f"phase {phase!r}: its worker process {pid} exited with code {exitcode} before replying"
+
+
+def raise_for_error(message: wire.Error, phase: str) -> PhaseError:
+    """The exception a worker's Error frame stands for."""
+    if message.type == "SerializationError":
+        return SerializationError(message.message, phase)
+    return RemotePhaseError(message.type, message.message, message.traceback, phase)
+
+
+class _TaskFuture(Future):  # type: ignore[type-arg]
+    """A Future whose ``cancel()`` also stops a running task, by killing its worker."""
+
+    def __init__(self, pool: ProcessExecutor, phase: str) -> None:
+        super().__init__()
+        self._pool = pool
+        self.phase = phase
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        if self.done():
+            return False
+        self._pool._kill_task(self)
+        return True
+
+
+class _Worker:
+    __slots__ = ("emit", "future", "kill_at", "process", "reader", "result_conn",
+                 "result_fd", "sentinel", "task_conn", "task_fd")
+
+    def __init__(self, process: Any, task_conn: Any, result_conn: Any) -> None:
+        self.process = process
+        self.task_conn, self.result_conn = task_conn, result_conn
+        self.task_fd, self.result_fd = task_conn.fileno(), result_conn.fileno()
+        self.sentinel: int = process.sentinel
+        self.reader = wire.FrameReader()
+        self.future: _TaskFuture | None = None
+        self.emit: Callable[[Any], None] | None = None
+        self.kill_at: float | None = None  # when SIGTERM was sent, for the SIGKILL deadline
+
+
+class ProcessExecutor:
+    """A persistent pool of worker processes; tasks are cloudpickled."""
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        start_method: str = "forkserver",
+        kill_grace: float = 0.5,
+    ) -> None:
+        import multiprocess
+
+        if max_workers is not None and max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.start_method = start_method
+        self.kill_grace = kill_grace
+        self._ctx = multiprocess.get_context(start_method)
+        if start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["phasewise.executors.worker", "cloudpickle"])
+            _forkserver_users(+1)
+        self._lock = threading.RLock()
+        self._workers: list[_Worker] = []
+        self._idle: deque[_Worker] = deque()
+        self._pending: deque[tuple[_TaskFuture, bytes, Callable[[Any], None]]] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._closed = False
+        self._manager: threading.Thread | None = None
+
+    # submitting
+
+    def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
+        future = _TaskFuture(self, task.phase)
+        payload = payload_or_error(task)
+        if isinstance(payload, SerializationError):
+            future.set_exception(payload)
+            return future
+        frame = wire.encode(wire.Run(task.phase, payload, task.capture_output))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a ProcessExecutor after shutdown")
+            self._pending.append((future, frame, emit))
+            self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        """Hand pending tasks to idle workers, starting workers up to max_workers."""
+        while self._pending:
+            future, frame, emit = self._pending[0]
+            if future.done():  # cancelled while waiting
+                self._pending.popleft()
+                continue
+            if self._idle:
+                worker = self._idle.popleft()
+            elif len(self._workers) < self.max_workers:
+                worker = self._start_worker()
+            else:
+                return
+            self._pending.popleft()
+            if not future.set_running_or_notify_cancel():
+                self._idle.appendleft(worker)
+                continue
+            worker.future, worker.emit = future, emit
+            try:
+                _write_all(worker.task_fd, frame)
+            except OSError:
+                pass  # the worker died; its sentinel tells the manager, which fails the task
+
+    def _start_worker(self) -> _Worker:
+        from phasewise.executors.worker import process_worker_main
+
+        task_read, task_write = self._ctx.Pipe(duplex=False)
+        result_read, result_write = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(target=process_worker_main, args=(task_read, result_write),
+                                    name="phasewise-worker", daemon=True)
+        with _main_module_hidden():
+            process.start()
+        task_read.close()
+        result_write.close()
+        worker = _Worker(process, task_write, result_read)
+        self._workers.append(worker)
+        self._ensure_manager()
+        self._wake()
+        return worker
+
+    def _ensure_manager(self) -> None:
+        if self._manager is None:
+            self._manager = threading.Thread(target=self._manage, name="phasewise-process-pool",
+                                             daemon=True)
+            self._manager.start()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # already awake-pending
+
+    # the manager thread
+
+    def _manage(self) -> None:
+        poller = select.poll()
+        watched: dict[int, tuple[str, _Worker | None]] = {}
+        while True:
+            with self._lock:
+                if self._closed and not self._workers:
+                    return
+                wanted = {self._wake_r: ("wake", None)}
+                for w in self._workers:
+                    wanted[w.result_fd] = ("result", w)
+                    wanted[w.sentinel] = ("sentinel", w)
+                timeout = self._next_kill_deadline()
+            for fd in watched.keys() - wanted.keys():
+                poller.unregister(fd)
+            for fd in wanted.keys() - watched.keys():
+                poller.register(fd, select.POLLIN)
+            watched = wanted
+            events = poller.poll(None if timeout is None else max(0, timeout) * 1000)
+            for fd, _ in events:
+                kind, worker = watched[fd]
+                if kind == "wake":
+                    os.read(self._wake_r, 4096)
+                elif kind == "result" and worker is not None and worker in self._workers:
+                    self._read_frames(worker)
+                elif kind == "sentinel" and worker is not None and worker in self._workers:
+                    self._on_death(worker)
+            self._escalate_kills()
+
+    def _read_frames(self, worker: _Worker, *, until_eof: bool = False) -> bool:
+        """Handle what the worker sent; returns False once its pipe is closed."""
+        while True:
+            try:
+                chunk = os.read(worker.result_fd, _READ)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return False
+            for body in worker.reader.feed(chunk):
+                try:
+                    self._on_message(worker, wire.decode(body))
+                except WireError as exc:
+                    self._fail(worker, WireError(f"phase {_phase(worker)!r}: worker sent a {exc}"))
+                    self._kill_worker(worker)
+                    return False
+            if not until_eof:
+                return True
+
+    def _on_message(self, worker: _Worker, message: wire.Message) -> None:
+        future = worker.future
+        if isinstance(message, wire.Log):
+            if worker.emit is not None and future is not None and not future.done():
+                worker.emit(message)
+            return
+        if isinstance(message, wire.Result):
+            try:
+                import cloudpickle
+
+                value = cloudpickle.loads(message.payload)
+            except Exception as exc:
+                error: BaseException | None = SerializationError(
+                    f"the result of phase {_phase(worker)!r} could not be unpickled in the "
+                    f"parent: {type(exc).__name__}: {exc}", _phase(worker))
+            else:
+                error = None
+            with self._lock:
+                worker.future, worker.emit = None, None
+                if worker.kill_at is None:
+                    self._idle.append(worker)
+                    self._dispatch()
+            if future is not None and not future.done():
+                future.set_exception(error) if error else future.set_result(value)
+        elif isinstance(message, wire.Error):
+            with self._lock:
+                worker.future, worker.emit = None, None
+                if worker.kill_at is None:
+                    self._idle.append(worker)
+                    self._dispatch()
+            if future is not None and not future.done():
+                future.set_exception(raise_for_error(message, future.phase))
+
+    def _on_death(self, worker: _Worker) -> None:
+        self._read_frames(worker, until_eof=True)  # keep what it sent before dying
+        worker.process.join(0.1)
+        exitcode = worker.process.exitcode
+        future = worker.future
+        with self._lock:
+            self._workers.remove(worker)
+            if worker in self._idle:
+                self._idle.remove(worker)
+            worker.future, worker.emit = None, None
+            if not self._closed:
+                self._dispatch()  # starts a replacement if work is waiting
+        _close_worker(worker)
+        if future is not None and not future.done():
+            if worker.kill_at is not None:
+                future.set_exception(PhaseError(f"phase {future.phase!r} was cancelled",
+                                                future.phase))
+            else:
+                future.set_exception(WorkerDied(
+                    describe_exit(future.phase, worker.process.pid, exitcode), future.phase))
+
+    def _fail(self, worker: _Worker, error: BaseException) -> None:
+        future, worker.future = worker.future, None
+        if future is not None and not future.done():
+            future.set_exception(error)
+
+    # killing
+
+    def _kill_task(self, future: _TaskFuture) -> None:
+        with self._lock:
+            for worker in self._workers:
+                if worker.future is future:
+                    self._kill_worker(worker)
+                    return
+
+    def _kill_worker(self, worker: _Worker, sig: int = signal.SIGTERM) -> None:
+        with self._lock:
+            if worker.kill_at is None:
+                worker.kill_at = time.monotonic()
+            if worker in self._idle:
+                self._idle.remove(worker)
+        _signal_group(worker.process.pid, sig)
+        self._wake()
+
+    def _next_kill_deadline(self) -> float | None:
+        deadlines = [w.kill_at + self.kill_grace for w in self._workers if w.kill_at is not None]
+        return (min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _escalate_kills(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            late = [w for w in self._workers
+                    if w.kill_at is not None and now >= w.kill_at + self.kill_grace]
+        for worker in late:
+            _signal_group(worker.process.pid, signal.SIGKILL)
+
+    # shutting down
+
+    def shutdown(self, cancel: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pending, self._pending = list(self._pending), deque()
+            workers = list(self._workers)
+        for future, _, _ in pending:
+            future.cancel()
+        for worker in workers:
+            if cancel or worker.future is not None:
+                self._kill_worker(worker)
+            try:
+                worker.task_conn.close()  # an idle worker exits at EOF
+            except OSError:
+                pass
+        deadline = time.monotonic() + self.kill_grace + 5.0
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.exitcode is None:
+                _signal_group(worker.process.pid, signal.SIGKILL)
+                worker.process.join(1.0)
+        self._wake()
+        if self._manager is not None:
+            self._manager.join(5.0)
+        else:
+            for worker in workers:
+                _close_worker(worker)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        if self.start_method == "forkserver":
+            _forkserver_users(-1)
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Keep a spawned or forkserver worker from re-running the parent's ``__main__`` script.
+
+    multiprocess re-imports the main module in such workers so that pickles referring to
+    it resolve; cloudpickle sends ``__main__``'s functions by value, so workers never
+    need it — and re-running a script without an ``if __name__ == "__main__"`` guard
+    would run the user's pipeline again inside every worker.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+def _phase(worker: _Worker) -> str:
+    return worker.future.phase if worker.future is not None else "?"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _signal_group(pid: int | None, sig: int) -> None:
+    """Signal the worker's process group (it and its children); the worker alone if the
+    group is not set up yet."""
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _close_worker(worker: _Worker) -> None:
+    for conn in (worker.task_conn, worker.result_conn):
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+_forkserver_lock = threading.Lock()
+_forkserver_count = 0
+
+
+def _forkserver_users(delta: int) -> None:
+    """Count pools using the forkserver; stop the server when the last one shuts down."""
+    global _forkserver_count
+    with _forkserver_lock:
+        _forkserver_count += delta
+        if _forkserver_count == 0:
+            from multiprocess import forkserver
+
+            stop = getattr(forkserver._forkserver, "_stop", None)
+            if stop is not None:
+                stop()

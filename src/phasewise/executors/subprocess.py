@@ -1,0 +1,203 @@
+"""SubprocessExecutor: a fresh Python interpreter for every phase.
+
+    submit ─▶ thread: Popen(python -m phasewise.executors.worker R W, own session)
+                        ├─ Run frame ──▶ pipe R (then closed: the worker exits after one task)
+                        └─ Log…, Result|Error ◀── pipe W, read to EOF, then wait()
+
+Nothing is shared between phases — right for phases that leak memory, change global
+state, or must run under another interpreter or virtualenv (``python=``; it needs
+phasewise installed). ``env=`` adds variables to the child's environment, ``cwd=`` sets
+its working directory. Cancelling a running task (timeout, Ctrl-C) kills the child's
+whole session: SIGTERM, then SIGKILL after ``kill_grace`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from phasewise.core import wire
+from phasewise.core.errors import SerializationError, WireError, WorkerDied
+from phasewise.core.task import Task
+from phasewise.executors._unpicklable import payload_or_error
+from phasewise.executors.process import describe_exit, raise_for_error
+
+__all__ = ["SubprocessExecutor"]
+
+_SRC_DIR = str(Path(__file__).resolve().parents[2])  # the directory that holds phasewise/
+
+
+class _ChildFuture(Future):  # type: ignore[type-arg]
+    """A Future whose ``cancel()`` kills the running child's session."""
+
+    def __init__(self, owner: SubprocessExecutor, phase: str) -> None:
+        super().__init__()
+        self.owner = owner
+        self.phase = phase
+        self.process: subprocess.Popen[bytes] | None = None
+        self.killed = False
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        if self.done():
+            return False
+        self.owner._kill(self)
+        return True
+
+
+class SubprocessExecutor:
+    """Runs every phase in a fresh Python interpreter."""
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        python: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        kill_grace: float = 0.5,
+    ) -> None:
+        self.max_workers = max_workers
+        self.python = python or sys.executable
+        self.cwd = cwd
+        self.kill_grace = kill_grace
+        child_env = dict(os.environ)
+        if python is None:  # make sure the child finds this phasewise, installed or not
+            paths = [_SRC_DIR, *filter(None, child_env.get("PYTHONPATH", "").split(os.pathsep))]
+            child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        child_env.update(env or {})
+        self.env = child_env
+        self._lock = threading.Lock()
+        self._running: set[_ChildFuture] = set()
+        self._threads: set[threading.Thread] = set()
+        self._closed = False
+
+    def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
+        future = _ChildFuture(self, task.phase)
+        payload = payload_or_error(task)
+        if isinstance(payload, SerializationError):
+            future.set_exception(payload)
+            return future
+        frame = wire.encode(wire.Run(task.phase, payload, task.capture_output))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a SubprocessExecutor after shutdown")
+            future.set_running_or_notify_cancel()
+            thread = threading.Thread(target=self._run, args=(future, frame, emit),
+                                      name=f"phasewise-subprocess-{task.phase}", daemon=True)
+            self._running.add(future)
+            self._threads.add(thread)
+        thread.start()
+        return future
+
+    def _run(self, future: _ChildFuture, frame: bytes, emit: Callable[[Any], None]) -> None:
+        try:
+            outcome = self._run_child(future, frame, emit)
+        except BaseException as exc:
+            outcome = exc
+        with self._lock:
+            self._running.discard(future)
+            self._threads.discard(threading.current_thread())
+        if future.done():
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def _run_child(self, future: _ChildFuture, frame: bytes, emit: Callable[[Any], None]) -> Any:
+        task_r, task_w = os.pipe()
+        result_r, result_w = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [self.python, "-m", "phasewise.executors.worker", str(task_r), str(result_w)],
+                pass_fds=(task_r, result_w), start_new_session=True,
+                stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
+            )
+        finally:
+            os.close(task_r)
+            os.close(result_w)
+        future.process = process
+        if future.killed:  # cancelled while starting
+            self._kill(future)
+        try:
+            try:
+                _write_all(task_w, frame)
+            except OSError:
+                pass  # the child died before reading; its exit status says why
+            finally:
+                os.close(task_w)
+            reply = self._read_replies(future, result_r, emit)
+        finally:
+            os.close(result_r)
+            process.wait()
+            _signal_session(process.pid, signal.SIGKILL)  # whatever the phase left behind
+        if isinstance(reply, wire.Result):
+            import cloudpickle
+
+            return cloudpickle.loads(reply.payload)
+        if isinstance(reply, wire.Error):
+            raise raise_for_error(reply, future.phase)
+        if isinstance(reply, BaseException):
+            raise reply
+        if future.killed:
+            raise WorkerDied(f"phase {future.phase!r} was cancelled", future.phase)
+        raise WorkerDied(describe_exit(future.phase, process.pid, process.returncode),
+                         future.phase)
+
+    @staticmethod
+    def _read_replies(future: _ChildFuture, fd: int, emit: Callable[[Any], None]) -> Any:
+        reader, reply = wire.FrameReader(), None
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return reply
+            for body in reader.feed(chunk):
+                try:
+                    message = wire.decode(body)
+                except WireError as exc:
+                    return WireError(f"phase {future.phase!r}: worker sent a {exc}")
+                if isinstance(message, wire.Log):
+                    emit(message)
+                else:
+                    reply = message
+
+    def _kill(self, future: _ChildFuture) -> None:
+        future.killed = True
+        process = future.process
+        if process is None or process.poll() is not None:
+            return
+        _signal_session(process.pid, signal.SIGTERM)
+        timer = threading.Timer(self.kill_grace, _signal_session, (process.pid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+    def shutdown(self, cancel: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            running, threads = list(self._running), list(self._threads)
+        if cancel:
+            for future in running:
+                self._kill(future)
+        for thread in threads:
+            thread.join(self.kill_grace + 5.0 if cancel else None)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _signal_session(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

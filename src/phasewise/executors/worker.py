@@ -1,0 +1,207 @@
+"""What runs inside a worker process: read a task, run it, stream its output, reply.
+
+    parent ──Run frame──▶ [read fd]  worker  [write fd] ──Log…, Result|Error──▶ parent
+                                       │
+                 fd 1 ─┐ (dup2'd onto pipes while a capturing task runs)
+                 fd 2 ─┴─▶ pump threads ── whole lines ──▶ Log frames
+
+Output is captured at the file-descriptor level, so what C extensions and child
+processes write to fd 1/2 is captured too. Each pump sends whatever lines one read()
+returned as one Log frame: a single line goes out at once when the pipe is quiet, and
+lines batch up by themselves under load. Undecodable bytes become U+FFFD; a line longer
+than ``MAX_LINE`` bytes is split, never dropped.
+
+Frames never go to the worker's own stdout, which may be captured. This module keeps
+its imports small: ``python -m phasewise.executors.worker`` is what the subprocess
+executor starts for every phase.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from phasewise.core import wire
+
+__all__ = ["MAX_LINE", "FdCapture", "FrameWriter", "main", "process_worker_main", "serve"]
+
+MAX_LINE = 64 * 1024
+_READ = 64 * 1024
+
+
+class FrameWriter:
+    """Writes whole frames to a file descriptor; safe to share between threads."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def send(self, message: wire.Message) -> None:
+        data = memoryview(wire.encode(message))
+        with self._lock:
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+
+
+def _cut(data: bytes, limit: int) -> int:
+    """Where to split an over-long line: at ``limit``, moved back off a UTF-8 continuation byte."""
+    cut = limit
+    while cut > limit - 4 and cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return cut if cut > 0 else limit
+
+
+def _pump(fd: int, stream: str, writer: FrameWriter) -> None:
+    """Read ``fd`` until EOF, sending complete lines as Log frames."""
+    partial = b""
+    try:
+        while True:
+            chunk = os.read(fd, _READ)
+            if not chunk:
+                break
+            pieces = (partial + chunk).split(b"\n")
+            partial = pieces.pop()
+            while len(partial) > MAX_LINE:
+                cut = _cut(partial, MAX_LINE)
+                pieces.append(partial[:cut])
+                partial = partial[cut:]
+            if pieces:
+                lines = [p.decode("utf-8", "replace").rstrip("\r") for p in pieces]
+                writer.send(wire.Log(stream, lines, time.monotonic()))
+        if partial:
+            writer.send(wire.Log(stream, [partial.decode("utf-8", "replace")], time.monotonic()))
+    finally:
+        os.close(fd)
+
+
+class FdCapture:
+    """While active, fds 1 and 2 feed pump threads that stream lines to ``writer``."""
+
+    DRAIN_SECONDS = 2.0
+    """How long to wait, after the handler returns, for the pipes to close: a child process
+    the handler left running may hold them open."""
+
+    def __init__(self, writer: FrameWriter) -> None:
+        self._writer = writer
+        self._saved: list[tuple[int, int]] = []
+        self._pumps: list[threading.Thread] = []
+
+    def __enter__(self) -> FdCapture:
+        _flush_std()
+        for fd, stream in ((1, "stdout"), (2, "stderr")):
+            read_end, write_end = os.pipe()
+            self._saved.append((fd, os.dup(fd)))
+            os.dup2(write_end, fd)
+            os.close(write_end)
+            pump = threading.Thread(target=_pump, args=(read_end, stream, self._writer),
+                                    name=f"phasewise-{stream}", daemon=True)
+            pump.start()
+            self._pumps.append(pump)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _flush_std()
+        for fd, saved in self._saved:
+            os.dup2(saved, fd)  # closes our last write end of the pipe: the pump sees EOF
+            os.close(saved)
+        deadline = time.monotonic() + self.DRAIN_SECONDS
+        for pump in self._pumps:
+            pump.join(max(0.0, deadline - time.monotonic()))
+        self._saved, self._pumps = [], []
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _run(message: wire.Run, writer: FrameWriter) -> wire.Message:
+    import cloudpickle
+
+    from phasewise.core.task import call_handler
+
+    try:
+        handler, context = cloudpickle.loads(message.payload)
+    except BaseException as exc:
+        return wire.Error("SerializationError",
+                          f"phase {message.phase!r} could not be unpickled in the worker: "
+                          f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    try:
+        if message.capture:
+            with FdCapture(writer):
+                result = call_handler(handler, context)
+        else:
+            result = call_handler(handler, context)
+    except BaseException as exc:
+        return wire.Error(type(exc).__name__, str(exc), _format_traceback(exc))
+    try:
+        return wire.Result(cloudpickle.dumps(result, protocol=5))
+    except BaseException as exc:
+        return wire.Error("SerializationError",
+                          f"the result of phase {message.phase!r} ({type(result).__name__}) "
+                          f"cannot be pickled: {type(exc).__name__}: {exc}", "")
+
+
+def _format_traceback(exc: BaseException) -> str:
+    """The handler's traceback, without the worker's own frames above it."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, _TASK_FILE):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+_TASK_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "core", "task.py")
+
+
+def serve(read_fd: int, write_fd: int) -> None:
+    """Run tasks read from ``read_fd`` until it reaches EOF."""
+    reader, writer = wire.FrameReader(), FrameWriter(write_fd)
+    while True:
+        chunk = os.read(read_fd, _READ)
+        if not chunk:
+            return
+        for body in reader.feed(chunk):
+            message = wire.decode(body)
+            if isinstance(message, wire.Run):
+                writer.send(_run(message, writer))
+
+
+def _prepare_process() -> None:
+    """Ctrl-C is the parent's to handle; lines reach the pipes as they are printed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+
+
+def process_worker_main(task_conn: Any, result_conn: Any) -> None:
+    """Entry point of a process-pool worker (started by multiprocess)."""
+    os.setpgid(0, 0)  # own process group: a timeout kills the worker and its children
+    _prepare_process()
+    serve(task_conn.fileno(), result_conn.fileno())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m phasewise.executors.worker READ_FD WRITE_FD`` (the subprocess executor)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m phasewise.executors.worker READ_FD WRITE_FD", file=sys.stderr)
+        return 2
+    _prepare_process()
+    serve(int(args[0]), int(args[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
