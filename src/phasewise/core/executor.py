@@ -9,6 +9,9 @@ and is as small as an httpx transport::
 ``future`` is a ``concurrent.futures.Future`` resolving to the handler's result or
 raising its error. Cancelling the future of a running task should stop the task if the
 executor can (process executors kill the worker; a thread cannot be killed).
+
+An executor that sends tasks to other processes sets ``crosses_processes = True``; a run
+then checks that every handler bound for it can be pickled before any phase starts.
 """
 
 from __future__ import annotations

@@ -43,8 +43,10 @@ class PVector:
         if not 0 <= index < self._size:
             raise IndexError("PVector index out of range")
         node = self._root
-        for level in range(self._depth, 0, -1):
-            node = node[(index >> (level * _BITS)) & _MASK]
+        shift = self._depth * _BITS
+        while shift:
+            node = node[(index >> shift) & _MASK]
+            shift -= _BITS
         return node[index & _MASK]
 
     def set(self, index: int, value: Any) -> PVector:
@@ -66,10 +68,24 @@ class PVector:
         return tuple(_walk(self._root, self._depth))
 
 
-def _set(node: tuple[Any, ...], level: int, index: int, value: Any) -> tuple[Any, ...]:
-    slot = (index >> (level * _BITS)) & _MASK
-    child = value if level == 0 else _set(node[slot], level - 1, index, value)
-    return (*node[:slot], child, *node[slot + 1 :])
+def _set(root: tuple[Any, ...], depth: int, index: int, value: Any) -> tuple[Any, ...]:
+    """Copy the path from ``root`` to ``index``'s leaf, with ``value`` at the end of it."""
+    path = []
+    node = root
+    shift = depth * _BITS
+    while shift:
+        slot = (index >> shift) & _MASK
+        path.append((node, slot))
+        node = node[slot]
+        shift -= _BITS
+    copy = list(node)
+    copy[index & _MASK] = value
+    new = tuple(copy)
+    for parent, slot in reversed(path):
+        copy = list(parent)
+        copy[slot] = new
+        new = tuple(copy)
+    return new
 
 
 def _walk(node: tuple[Any, ...], level: int) -> Iterator[Any]:

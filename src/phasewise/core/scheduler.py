@@ -88,6 +88,7 @@ class PipelineRun:
         self.capture_output = capture_output
         self.fail_fast = fail_fast
         self.results = results if results is not None else {}
+        self._wants_context = {p.name: p.wants_context for p in pipeline.phases}
         self._cancel_reason = ""
 
     # the driver
@@ -113,6 +114,12 @@ class PipelineRun:
 
         yield Put(Action(A.PIPELINE_START, _now()))
         try:
+            unsendable = self._unsendable_phase()
+            if unsendable is not None:
+                failed = unsendable[0]
+                started.add(failed)
+                yield Put(Action(A.PHASE_FAILED, {"name": failed, "error": unsendable[1],
+                                                  "timestamp": _now()}))
             try:
                 while True:
                     while ready and failed is None and not exclusive:
@@ -162,6 +169,24 @@ class PipelineRun:
             # not a yielded Call: this must also run when the generator is closed
             self.session.shutdown(cancel=interrupted or bool(cancel_reason))
         return self.results
+
+    def _unsendable_phase(self) -> tuple[str, str] | None:
+        """The first phase whose handler cannot be pickled for the executor it is bound
+        for, with the reason; checked before any phase starts."""
+        for phase in self.pipeline.phases:
+            executor = self.session.get(phase.executor)
+            if not getattr(executor, "crosses_processes", False):
+                continue
+            import cloudpickle
+
+            try:
+                cloudpickle.dumps(phase.handler)
+            except Exception as exc:  # pickling raises many types
+                return phase.name, (
+                    f"phase {phase.name!r} cannot be sent to a worker: its handler "
+                    f"{phase.handler!r} cannot be pickled: {type(exc).__name__}: {exc}"
+                )
+        return None
 
     def _cancel_all(self, running: dict[str, SagaTask], done: Channel, reason: str) -> Saga:
         self._cancel_reason = reason
@@ -220,7 +245,7 @@ class PipelineRun:
         yield Send(done, (name, outcome))
 
     def _context(self, phase: Phase) -> dict[str, Any] | None:
-        if not phase.wants_context:
+        if not self._wants_context[phase.name]:
             return None
         return {dep: self.results.get(dep) for dep in phase.depends_on}
 

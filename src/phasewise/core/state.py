@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+import msgspec
+
 from phasewise.core import actions as A
 from phasewise.core.actions import Action
 from phasewise.core.pvector import PVector
@@ -34,8 +36,7 @@ DONE_STATUSES = frozenset({"completed", "skipped"})
 """Statuses that count towards ``progress`` and let dependants start."""
 
 
-@dataclass(frozen=True, slots=True)
-class PhaseLog:
+class PhaseLog(msgspec.Struct, frozen=True):
     """One line a phase wrote, without its newline."""
 
     line: str
@@ -43,9 +44,13 @@ class PhaseLog:
     timestamp: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class PhaseStatus:
-    """Where one phase stands. ``traceback`` holds the handler's traceback on failure."""
+class PhaseStatus(msgspec.Struct, frozen=True):
+    """Where one phase stands. ``traceback`` holds the handler's traceback on failure.
+
+    PhaseLog and PhaseStatus are frozen msgspec Structs (``msgspec.structs.replace``
+    copies one with changes): the reducer builds one per action, and a Struct is about
+    ten times cheaper to build than a frozen dataclass.
+    """
 
     name: str
     status: str = "pending"
@@ -127,10 +132,15 @@ def make_reducer(
     weights: Mapping[str, float],
     max_logs: Mapping[str, int],
 ) -> Callable[[PipelineState | None, Action], PipelineState]:
-    """Build the pure reducer for a pipeline with these phases (see ``Pipeline.build_reducer``)."""
+    """Build the pure reducer for a pipeline with these phases (see ``Pipeline.build_reducer``).
+
+    Each action costs O(log N): one status is replaced in the vector and the state's
+    other fields are copied; ``progress`` moves by the phase's own weight.
+    """
     total_weight = float(sum(weights.values()))
     initial_vec = PVector(PhaseStatus(n) for n in phase_names)
     initial_index = {n: i for i, n in enumerate(phase_names)}
+    replace = msgspec.structs.replace
 
     def initial() -> PipelineState:
         state = object.__new__(PipelineState)
@@ -147,88 +157,55 @@ def make_reducer(
         done = sum(weights.get(p.name, 1) for p in vec if p.status in DONE_STATUSES)
         return done / total_weight
 
-    def update(
-        state: PipelineState, payload: Mapping[str, Any], **changes: Any
-    ) -> tuple[PipelineState, PhaseStatus, PhaseStatus] | None:
-        d = state.__dict__
-        index = d["_index"].get(payload.get("name"))
+    new_state = object.__new__
+
+    def with_status(
+        state: PipelineState, index: int, status: PhaseStatus, fields: dict[str, Any]
+    ) -> PipelineState:
+        new = new_state(PipelineState)
+        d = new.__dict__
+        d.update(state.__dict__)
+        fields["_vec"] = d["_vec"].set(index, status)
+        fields["_phases_tuple"] = None
+        d.update(fields)
+        return new
+
+    def log(state: PipelineState, payload: Mapping[str, Any]) -> PipelineState:
+        index = state.__dict__["_index"].get(payload.get("name"))
         if index is None:
-            return None
-        vec: PVector = d["_vec"]
-        old: PhaseStatus = vec[index]
-        new = _replace_status(old, changes)
-        return _evolve(state, _vec=vec.set(index, new)), old, new
+            return state
+        old = state.__dict__["_vec"][index]
+        limit = max_logs.get(old.name, 200)
+        if limit <= 0:
+            return state
+        entry = PhaseLog(
+            str(payload.get("line", "")), payload.get("stream", "stdout"),
+            payload.get("timestamp", 0.0),
+        )
+        logs = old.logs
+        logs = (*logs[len(logs) - limit + 1 :], entry) if len(logs) >= limit else (*logs, entry)
+        return with_status(state, index, replace(old, logs=logs), {})
 
-    def moved_progress(state: PipelineState, old: PhaseStatus, new: PhaseStatus) -> float:
-        if total_weight <= 0:
-            return 1.0
-        was, now = old.status in DONE_STATUSES, new.status in DONE_STATUSES
-        if was == now:
-            return state.progress
-        delta = weights.get(new.name, 1) / total_weight
-        return min(1.0, max(0.0, state.progress + (delta if now else -delta)))
-
-    def reducer(state: PipelineState | None, action: Action) -> PipelineState:
-        kind = action.type
-        if kind == A.INIT or state is None:
-            state = initial()
-            if kind == A.INIT:
-                return state
-        payload = action.payload if isinstance(action.payload, Mapping) else {}
-
-        if kind == A.PHASE_LOG:
-            index = state.__dict__["_index"].get(payload.get("name"))
-            if index is None:
-                return state
-            vec = state.__dict__["_vec"]
-            old = vec[index]
-            limit = max_logs.get(old.name, 200)
-            if limit <= 0:
-                return state
-            entry = PhaseLog(
-                str(payload.get("line", "")),
-                payload.get("stream", "stdout"),
-                payload.get("timestamp", 0.0),
-            )
-            logs = old.logs
-            logs = (*logs[1:], entry) if len(logs) >= limit else (*logs, entry)
-            return _evolve(state, _vec=vec.set(index, _replace_status(old, {"logs": logs})))
-
-        if kind == A.PIPELINE_START:
-            started = action.payload if isinstance(action.payload, (int, float)) else None
-            return _evolve(state, status="running", started_at=started or time.monotonic())
-
-        if kind == A.PIPELINE_COMPLETE:
-            now = payload.get("timestamp") or time.monotonic()
-            status = payload.get("status")
-            if status is None:
-                status = state.status if state.status in ("failed", "cancelled") else "completed"
-            elapsed = now - state.started_at if state.started_at else state.elapsed
-            return _evolve(
-                state, status=status, elapsed=elapsed, current_phase="",
-                progress=progress_of(state.__dict__["_vec"]),
-            )
-
+    def phase_change(state: PipelineState, kind: str, payload: Mapping[str, Any]) -> PipelineState:
+        d = state.__dict__
+        phase = payload.get("name")
+        index = d["_index"].get(phase)
+        if index is None:
+            return state
+        old: PhaseStatus = d["_vec"][index]
         now = payload.get("timestamp") or time.monotonic()
-        running_for = (now - state.started_at) if state.started_at else state.elapsed
-
+        fields: dict[str, Any] = {
+            "elapsed": (now - state.started_at) if state.started_at else state.elapsed
+        }
         if kind == A.PHASE_START:
-            changed = update(
-                state, payload, status="running", started_at=now,
-                attempt=payload.get("attempt", 1),
-            )
-            if changed is None:
-                return state
-            new_state, _, _ = changed
-            return _evolve(new_state, current_phase=payload["name"], elapsed=running_for)
-
-        if kind in _ENDINGS:
+            new = replace(old, status="running", started_at=now,
+                          attempt=payload.get("attempt", 1))
+            fields["current_phase"] = phase
+        elif kind == A.PHASE_RETRY:
+            new = replace(old, status="retrying", error=str(payload.get("error", "")),
+                          attempt=payload.get("attempt", old.attempt))
+        else:
             status = _ENDINGS[kind]
-            d = state.__dict__
-            index = d["_index"].get(payload.get("name"))
-            if index is None:
-                return state
-            old = d["_vec"][index]
             changes: dict[str, Any] = {"status": status}
             if old.started_at and old.status in ("running", "retrying"):
                 changes["elapsed"] = now - old.started_at
@@ -241,25 +218,41 @@ def make_reducer(
                 changes["error"] = str(payload.get("error", ""))
                 if "traceback" in payload:
                     changes["traceback"] = str(payload["traceback"])
-            changed = update(state, payload, **changes)
-            if changed is None:
-                return state
-            new_state, old, new = changed
-            extra: dict[str, Any] = {
-                "progress": moved_progress(state, old, new),
-                "elapsed": running_for,
-            }
+            new = replace(old, **changes)
+            was, done = old.status in DONE_STATUSES, status in DONE_STATUSES
+            if was != done and total_weight > 0:
+                delta = weights.get(phase, 1) / total_weight
+                progress = state.progress + (delta if done else -delta)
+                fields["progress"] = min(1.0, max(0.0, progress))
             if kind == A.PHASE_FAILED:
-                extra.update(status="failed", current_phase=new.name)
-            return _evolve(new_state, **extra)
+                fields["status"] = "failed"
+                fields["current_phase"] = phase
+        return with_status(state, index, new, fields)
 
-        if kind == A.PHASE_RETRY:
-            changed = update(
-                state, payload, status="retrying", error=str(payload.get("error", "")),
-                attempt=payload.get("attempt", 1),
-            )
-            return state if changed is None else _evolve(changed[0], elapsed=running_for)
-
+    def reducer(state: PipelineState | None, action: Action) -> PipelineState:
+        kind = action.type
+        if kind == A.INIT or state is None:
+            state = initial()
+            if kind == A.INIT:
+                return state
+        payload = action.payload
+        if type(payload) is not dict:
+            payload = payload if isinstance(payload, Mapping) else {}
+        if kind == A.PHASE_LOG:
+            return log(state, payload)
+        if kind in _PHASE_CHANGES:
+            return phase_change(state, kind, payload)
+        if kind == A.PIPELINE_START:
+            started = action.payload if isinstance(action.payload, (int, float)) else None
+            return _evolve(state, status="running", started_at=started or time.monotonic())
+        if kind == A.PIPELINE_COMPLETE:
+            now = payload.get("timestamp") or time.monotonic()
+            status = payload.get("status")
+            if status is None:
+                status = state.status if state.status in ("failed", "cancelled") else "completed"
+            elapsed = now - state.started_at if state.started_at else state.elapsed
+            return _evolve(state, status=status, elapsed=elapsed, current_phase="",
+                           progress=progress_of(state.__dict__["_vec"]))
         return state
 
     return reducer
@@ -271,10 +264,5 @@ _ENDINGS = {
     A.PHASE_SKIPPED: "skipped",
     A.PHASE_CANCELLED: "cancelled",
 }
+_PHASE_CHANGES = frozenset({A.PHASE_START, A.PHASE_RETRY, *_ENDINGS})
 
-_STATUS_FIELDS = tuple(f.name for f in fields(PhaseStatus))
-
-
-def _replace_status(old: PhaseStatus, changes: Mapping[str, Any]) -> PhaseStatus:
-    """``dataclasses.replace`` for PhaseStatus, about 3x cheaper on this hot path."""
-    return PhaseStatus(*[changes[f] if f in changes else getattr(old, f) for f in _STATUS_FIELDS])

@@ -106,6 +106,8 @@ class _Worker:
 class ProcessExecutor:
     """A persistent pool of worker processes; tasks are cloudpickled."""
 
+    crosses_processes = True
+
     def __init__(
         self,
         max_workers: int | None = None,

@@ -56,6 +56,8 @@ class _ChildFuture(Future):  # type: ignore[type-arg]
 class SubprocessExecutor:
     """Runs every phase in a fresh Python interpreter."""
 
+    crosses_processes = True
+
     def __init__(
         self,
         max_workers: int | None = None,
