@@ -66,7 +66,7 @@ def _mermaid(pipeline: Pipeline) -> str:
 
 
 def _dot_id(text: str) -> str:
-    return json.dumps(text)  # a double-quoted string with \" and \\ escaped
+    return json.dumps(text, ensure_ascii=False)  # double-quoted, \" and \\ escaped
 
 
 def _dot(pipeline: Pipeline) -> str:

@@ -1,8 +1,8 @@
 """What ``phasewise run`` writes: live progress lines, the summary table, the JSON document.
 
 The progress reporter is a Store listener. A listener is called with no arguments, so
-the reporter also wraps the run's reducer to see which action was just reduced; both
-happen under the Store's lock, one action at a time. It writes to the stream it was
+the reporter also wraps the run's reducer to see which actions were reduced; both
+happen under the Store's lock, so the two never race. It writes to the stream it was
 given when the run started, never to whatever ``sys.stderr`` is at the moment: while a
 phase captures its output, ``sys.stderr`` in that phase's thread feeds the Store, and
 writing there from a listener would loop.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -48,8 +49,7 @@ class ProgressReporter:
         self._stream = stream
         self._show_logs = show_logs
         self._store: Store | None = None
-        self._last: Action | None = None
-        self._reported: Action | None = None
+        self._unreported: deque[Action] = deque()
         self.results: dict[str, Any] = {}
         """Results seen in ``@@PHASE_COMPLETE`` actions: what is known if the run is cut short."""
 
@@ -57,7 +57,7 @@ class ProgressReporter:
         """``reducer``, recording each action it reduces for the listener to report."""
 
         def reduce(state: Any, action: Action) -> Any:
-            self._last = action
+            self._unreported.append(action)
             return reducer(state, action)
 
         return reduce
@@ -68,10 +68,15 @@ class ProgressReporter:
         return store.subscribe(self._on_dispatch)
 
     def _on_dispatch(self) -> None:
-        action, store = self._last, self._store
-        if action is None or store is None or action is self._reported:
-            return  # a listener dispatched from inside a listener: already reported
-        self._reported = action
+        # Usually one action waits. More do when another listener dispatched from
+        # inside its own call, before this listener was told about the outer action.
+        store, unreported = self._store, self._unreported
+        if store is None:
+            return
+        while unreported:
+            self._report(unreported.popleft(), store)
+
+    def _report(self, action: Action, store: Store) -> None:
         payload = action.payload if isinstance(action.payload, Mapping) else {}
         name = payload.get("name")
         if not isinstance(name, str):

@@ -1,0 +1,214 @@
+"""The ``phasewise`` command: run, list, graph, executors.
+
+Exit codes: 0 the pipeline completed, 1 it failed, 2 bad input (a usage error, printed
+as one short message without a traceback), 130 interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import nullcontext
+from typing import Any, NoReturn
+
+import click
+
+from phasewise import __version__
+from phasewise.core.errors import PluginError, TargetError, UnknownExecutorError
+from phasewise.core.model import Pipeline
+
+__all__ = ["BadInput", "cli", "main", "parse_executor_options"]
+
+EXIT_USAGE = 2
+
+
+class BadInput(click.ClickException):
+    """Bad input from the user: ``Error: <message>`` on stderr, exit code 2, no traceback."""
+
+    exit_code = EXIT_USAGE
+
+
+def _plugin_failure(exc: PluginError) -> NoReturn:
+    if isinstance(exc, UnknownExecutorError):
+        raise BadInput(str(exc)) from None
+    raise click.ClickException(f"plugins: {exc}") from None  # exit 1: the install is broken
+
+
+def _load(target: str) -> Pipeline:
+    from phasewise.cli.target import load_pipeline
+
+    try:
+        return load_pipeline(target)
+    except TargetError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def parse_executor_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as keyword arguments; a VALUE that parses as JSON becomes that
+    value (``4`` → 4, ``0.5`` → 0.5, ``true`` → True), any other VALUE stays a string."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise BadInput(
+                f"-O/--executor-option expects KEY=VALUE with KEY a Python identifier, "
+                f"got {item!r}"
+            )
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw
+    return options
+
+
+def _check_executors(pipeline: Pipeline, executor: str) -> None:
+    """Fail with a usage error before anything runs if an executor is not installed."""
+    from phasewise.plugins.manager import lookup_executor
+
+    wanted = {executor: "--executor"}
+    for phase in pipeline.phases:
+        if phase.executor:
+            wanted.setdefault(phase.executor, f"phase {phase.name!r}")
+    for name, who in wanted.items():
+        try:
+            lookup_executor(name)
+        except UnknownExecutorError as exc:
+            raise BadInput(f"{exc} (asked for by {who})") from None
+        except PluginError as exc:
+            _plugin_failure(exc)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="phasewise",
+                      message="%(prog)s %(version)s")
+def cli() -> None:
+    """Run Python pipelines phase by phase, in dependency order, on the executor you choose.
+
+    TARGET is path/to/file.py[:attr] or package.module[:attr]; without :attr the
+    module's single Pipeline is used.
+    """
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--executor", "-e", default="thread", show_default=True,
+              envvar="PHASEWISE_EXECUTOR", show_envvar=True,
+              help="Where phases run; `phasewise executors` lists the installed ones.")
+@click.option("-j", "--max-workers", type=int, default=None, metavar="N",
+              help="Run at most N phases at once (default: one per CPU).")
+@click.option("--capture/--no-capture", default=None,
+              help="Capture what phases print and show it line by line, prefixed by the "
+                   "phase name (default: the pipeline's capture_output).")
+@click.option("--fail-fast", is_flag=True, default=False,
+              help="Cancel running phases as soon as one fails (default: the pipeline's "
+                   "fail_fast).")
+@click.option("--json", "as_json", is_flag=True, default=False,
+              help="Print the final timeline and results as JSON on stdout (and nothing "
+                   "else there; phases' own output goes to stderr).")
+@click.option("-O", "--executor-option", "executor_option", multiple=True, metavar="KEY=VALUE",
+              help="Pass an option to the executor; repeatable. VALUE is parsed as JSON "
+                   "when it can be (4, 0.5, true), else kept as a string.")
+def run(
+    target: str,
+    executor: str,
+    max_workers: int | None,
+    capture: bool | None,
+    fail_fast: bool,
+    as_json: bool,
+    executor_option: tuple[str, ...],
+) -> None:
+    """Run the pipeline TARGET and report each phase as it goes.
+
+    Progress (one line per phase transition, and captured output) goes to stderr,
+    then a summary table with each phase's status, duration, attempts and error, and
+    the traceback of every failed phase. Exit code: 0 completed, 1 failed, 2 bad
+    input, 130 interrupted.
+    """
+    from phasewise.cli.report import format_summary, json_document
+    from phasewise.cli.run import OptionsRejected, run_pipeline, stdout_to_stderr
+
+    if max_workers is not None and max_workers < 1:
+        raise BadInput(f"-j/--max-workers must be at least 1, got {max_workers}")
+    options = parse_executor_options(executor_option)
+    try:
+        pipeline = _load(target)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    _check_executors(pipeline, executor)
+    capture_output = pipeline.capture_output if capture is None else capture
+    progress = sys.stderr  # held now: inside a capturing phase sys.stderr feeds the Store
+    progress.write(
+        f"phasewise: running {pipeline.name!r} ({len(pipeline)} phases) on {executor!r}"
+        f"{', capturing output' if capture_output else ''}\n"
+    )
+    try:
+        with stdout_to_stderr() if as_json else nullcontext():
+            outcome = run_pipeline(
+                pipeline, executor=executor, max_workers=max_workers, executor_options=options,
+                capture_output=capture_output, fail_fast=True if fail_fast else None,
+                progress=progress,
+            )
+    except OptionsRejected as exc:
+        raise BadInput(str(exc)) from None
+    result = outcome.result
+    progress.write("\n" + format_summary(result.state, interrupted=outcome.interrupted))
+    progress.flush()
+    if as_json:
+        click.echo(json_document(result.state, result.results))
+    sys.exit(outcome.exit_code)
+
+
+@cli.command(name="list")
+@click.argument("target")
+def list_phases(target: str) -> None:
+    """List the phases of TARGET in execution order.
+
+    For each phase: what it depends on, whether it may run in parallel with others,
+    the executor it asks for (if it overrides the run's), its weight and description.
+    """
+    from phasewise.cli.describe import describe_pipeline
+
+    click.echo(describe_pipeline(_load(target)), nl=False)
+
+
+@cli.command(short_help="Print the dependency graph of TARGET (Mermaid or dot).")
+@click.argument("target")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="Mermaid flowchart or Graphviz dot.")
+def graph(target: str, fmt: str) -> None:
+    """Print the dependency graph of TARGET as Mermaid or Graphviz dot.
+
+    An edge runs from a dependency to its dependant; parallel phases are drawn with
+    rounded corners.
+    """
+    from phasewise.cli.describe import render_graph
+
+    click.echo(render_graph(_load(target), fmt), nl=False)
+
+
+@cli.command()
+def executors() -> None:
+    """List the installed executors.
+
+    For each: its name (for --executor), the distribution that provides it, and what
+    it does. Plugins add executors through the `phasewise` entry-point group; see
+    docs/plugins.md.
+    """
+    from phasewise.cli.describe import describe_executors
+    from phasewise.plugins.manager import executor_registry
+
+    try:
+        entries = executor_registry().entries()
+    except PluginError as exc:
+        _plugin_failure(exc)
+    click.echo(describe_executors(entries), nl=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="phasewise")
+
+
+if __name__ == "__main__":
+    main()

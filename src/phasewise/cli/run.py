@@ -1,0 +1,145 @@
+"""Running a pipeline for ``phasewise run``: Store, reporter, plugin hooks, Ctrl-C.
+
+::
+
+    Store(reporter.wrap(pipeline.build_reducer()))
+      ├─ reporter listener ──▶ progress lines on the stream it was given
+      └─ plugins' listeners   (phasewise_run_start receives the store)
+    pipeline.run(store=store, ...)  ─▶  PipelineResult (or KeyboardInterrupt)
+    phasewise_run_finish(result)    ─▶  summary, exit code
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from phasewise.cli.report import ProgressReporter
+from phasewise.core.model import Pipeline, PipelineResult
+from phasewise.core.store import Store
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "OptionsRejected",
+    "RunOutcome",
+    "run_pipeline",
+    "stdout_to_stderr",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class OptionsRejected(Exception):
+    """The executor could not be created with the ``-O`` options; nothing ran."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a CLI run ended: the result (built from the Store if interrupted)."""
+
+    result: PipelineResult
+    interrupted: bool
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if self.result.ok else EXIT_FAILED
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    executor: str,
+    max_workers: int | None,
+    executor_options: Mapping[str, Any],
+    capture_output: bool,
+    fail_fast: bool | None,
+    progress: TextIO,
+) -> RunOutcome:
+    """Run ``pipeline`` with live progress on ``progress`` and the run hooks around it.
+
+    Ctrl-C does not escape: ``Pipeline.run`` cancels the run and re-raises
+    KeyboardInterrupt, and the outcome says ``interrupted``.
+    """
+    from phasewise.plugins.manager import plugin_manager
+
+    reporter = ProgressReporter(progress, show_logs=capture_output)
+    store = Store(reporter.wrap(pipeline.build_reducer()))
+    reporter.attach(store)
+    hook = plugin_manager().hook
+    hook.phasewise_run_start(pipeline=pipeline, store=store, executor=executor)
+    interrupted = False
+    try:
+        result = pipeline.run(
+            executor=executor,
+            max_workers=max_workers,
+            store=store,
+            executor_options=dict(executor_options),
+            capture_output=capture_output,
+            fail_fast=fail_fast,
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+        result = PipelineResult.from_state(store.state, reporter.results)
+    except BaseException as exc:
+        hook.phasewise_run_finish(
+            pipeline=pipeline, result=PipelineResult.from_state(store.state, reporter.results)
+        )
+        if _rejected_options(exc, executor_options, store):
+            raise OptionsRejected(
+                f"executor {executor!r} cannot be created with options "
+                f"{dict(executor_options)}: {type(exc).__name__}: {exc}"
+            ) from None
+        raise
+    hook.phasewise_run_finish(pipeline=pipeline, result=result)
+    return RunOutcome(result, interrupted)
+
+
+def _rejected_options(exc: BaseException, options: Mapping[str, Any], store: Store) -> bool:
+    """Whether ``exc`` is the executor factory refusing ``options``.
+
+    A handler's exception never escapes ``Pipeline.run`` (the phase fails instead); a
+    TypeError or ValueError that does, while no phase has started, comes from creating
+    the executors, and with ``-O`` options given those are the likely cause.
+    """
+    if not options or not isinstance(exc, (TypeError, ValueError)):
+        return False
+    return all(p.status == "pending" for p in store.state.phases)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what is written to stdout during the block to stderr instead.
+
+    For ``--json``, whose document must be all there is on stdout. Both ``sys.stdout``
+    and, when stdout is a real file descriptor, the descriptor itself are redirected,
+    so output from C code and child processes is moved too.
+    """
+    sys.stdout.flush()
+    saved: tuple[int, int] | None = None
+    try:
+        out_fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    else:
+        saved = (out_fd, os.dup(out_fd))
+        os.dup2(err_fd, out_fd)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        if saved is not None:
+            out_fd, copy = saved
+            os.dup2(copy, out_fd)
+            os.close(copy)

@@ -1,0 +1,159 @@
+"""``phasewise list``, ``graph``, ``executors``, ``--version`` and every ``--help``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+import phasewise
+from phasewise.plugins.manager import executor_registry, plugin_manager
+
+PIPELINE = """
+def f():
+    pass
+
+pipeline = Pipeline(
+    "shop",
+    Phase("fetch", f, description="download the catalogue"),
+    Phase("resize", f, depends_on=("fetch",), parallel=True, weight=3),
+    Phase("index", f, depends_on=("fetch",), parallel=True, executor="inline"),
+    Phase("publish", f, depends_on=("resize", "index"), description="upload"),
+)
+"""
+
+
+def _rows(output: str) -> list[list[str]]:
+    """Table rows after the dashed rule, split on runs of 2+ spaces."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line)) + 1
+    return [re.split(r"\s{2,}", line.strip()) for line in lines[start:] if line.strip()]
+
+
+def test_list_shows_execution_order_and_details(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("list", write_target(PIPELINE))
+    assert result.exit_code == 0, result.output
+    assert "pipeline 'shop': 4 phases" in result.stdout
+    rows = _rows(result.stdout)
+    assert [row[1] for row in rows] == ["fetch", "index", "resize", "publish"]
+    by_name = {row[1]: row for row in rows}
+    assert by_name["fetch"] == ["1", "fetch", "-", "no", "(run's)", "1", "download the catalogue"]
+    assert by_name["index"][2:5] == ["fetch", "yes", "inline"]
+    assert by_name["resize"][5] == "3"
+    assert by_name["publish"][2] == "resize, index"
+    assert by_name["publish"][6] == "upload"
+
+
+def test_graph_mermaid(invoke: Callable[..., Result], write_target: Callable[..., Path]) -> None:
+    result = invoke("graph", write_target(PIPELINE))
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "flowchart TD"
+    nodes = dict(re.findall(r'^\s+(p\d+)[\[(]"([^"]+)"', result.stdout, re.M))
+    ids = {name: node for node, name in nodes.items()}
+    edges = set(re.findall(r"(p\d+) --> (p\d+)", result.stdout))
+    expected = {("fetch", "resize"), ("fetch", "index"), ("resize", "publish"),
+                ("index", "publish")}
+    assert edges == {(ids[a], ids[b]) for a, b in expected}
+    assert f'{ids["resize"]}("resize")' in result.stdout  # parallel: rounded
+    assert f'{ids["fetch"]}["fetch"]' in result.stdout
+
+
+def test_graph_dot_escapes_names(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(
+        """
+        def f():
+            pass
+
+        pipeline = Pipeline("q", Phase('say "hi"', f), Phase("b", f, depends_on=('say "hi"',)))
+        """
+    )
+    result = invoke("graph", path, "--format", "dot")
+    assert result.exit_code == 0
+    assert result.stdout.startswith('digraph "q" {')
+    assert '    "say \\"hi\\"" -> "b";' in result.stdout
+    assert result.stdout.rstrip().endswith("}")
+
+
+def test_graph_rejects_unknown_format(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("graph", write_target(PIPELINE), "--format", "png")
+    assert result.exit_code == 2
+    assert "png" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_executors_lists_builtins_with_distribution_and_description(
+    invoke: Callable[..., Result],
+) -> None:
+    result = invoke("executors")
+    assert result.exit_code == 0
+    rows = {row[0]: row for row in _rows(result.stdout)}
+    assert {"inline", "thread"} <= set(rows)
+    assert rows["inline"][1] == "phasewise"
+    assert rows["inline"][2].startswith("Runs each phase in the caller's thread")
+    assert rows["thread"][2].startswith("A pool of threads")
+
+
+class _Impostor:
+    """A plugin that claims the name of a built-in executor."""
+
+    @phasewise.hookimpl
+    def phasewise_executors(self) -> dict[str, object]:
+        return {"thread": object}
+
+
+def test_conflicting_plugins_are_reported_without_traceback(
+    invoke: Callable[..., Result],
+) -> None:
+    pm, impostor = plugin_manager(), _Impostor()
+    pm.register(impostor, name="impostor")
+    executor_registry.cache_clear()
+    try:
+        result = invoke("executors")
+    finally:
+        pm.unregister(impostor)
+        executor_registry.cache_clear()
+    assert result.exit_code == 1
+    assert "executor 'thread' is registered by two plugins" in result.stderr
+    assert "impostor" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_version(invoke: Callable[..., Result]) -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"phasewise {phasewise.__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        ((), "Run Python pipelines phase by phase"),
+        (("run",), "Run the pipeline TARGET"),
+        (("list",), "execution order"),
+        (("graph",), "dependency graph"),
+        (("executors",), "installed executors"),
+    ],
+)
+def test_every_command_explains_itself(
+    args: tuple[str, ...], phrase: str, invoke: Callable[..., Result]
+) -> None:
+    result = invoke(*args, "--help")
+    assert result.exit_code == 0
+    assert phrase in " ".join(result.stdout.split())
+
+
+def test_run_help_documents_every_option(invoke: Callable[..., Result]) -> None:
+    text = invoke("run", "--help").stdout
+    for option in ("--executor", "PHASEWISE_EXECUTOR", "-j, --max-workers",
+                   "--capture / --no-capture", "--fail-fast", "--json", "-O, --executor-option"):
+        assert option in text

@@ -1,0 +1,439 @@
+"""``phasewise run`` in-process (CliRunner): progress, summary, options, exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+
+import phasewise
+from phasewise.cli.main import parse_executor_options
+from phasewise.plugins.manager import plugin_manager
+
+TWO_PHASES = """
+def first():
+    print("hello from first")
+    return {"n": 1}
+
+def second(context):
+    print("second sees", context["first"]["n"])
+    return context["first"]["n"] + 1
+
+pipeline = Pipeline(
+    "two",
+    Phase("first", first),
+    Phase("second", second, depends_on=("first",)),
+    capture_output=CAPTURE,
+)
+"""
+
+FAILING = """
+def ok():
+    return 1
+
+def broken_handler():
+    raise ValueError("boom in handler")
+
+def after():
+    return 2
+
+pipeline = Pipeline(
+    "failing",
+    Phase("ok", ok),
+    Phase("broken", broken_handler, depends_on=("ok",)),
+    Phase("after", after, depends_on=("broken",)),
+)
+"""
+
+
+def _two(write_target: Callable[..., Path], capture: bool = True) -> Path:
+    return write_target(TWO_PHASES.replace("CAPTURE", str(capture)))
+
+
+def _json(result: Result) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def test_completed_run_exits_0_with_progress_and_summary_on_stderr(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", _two(write_target))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    err = result.stderr
+    for line in ("start     first", "done      first", "start     second", "done      second"):
+        assert line in err
+    assert err.index("done      first") < err.index("start     second")
+    assert "pipeline 'two' completed" in err
+    header = next(line for line in err.splitlines() if line.startswith("phase "))
+    assert header.split() == ["phase", "status", "duration", "attempts", "error"]
+    assert any(line.split()[:2] == ["second", "completed"] for line in err.splitlines())
+
+
+def test_captured_lines_are_prefixed_by_phase(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", _two(write_target, capture=True))
+    assert "first | hello from first" in result.stderr
+    assert "second | second sees 1" in result.stderr
+    assert "hello from first" not in result.stdout
+
+
+def test_capture_follows_the_pipeline_unless_overridden(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = _two(write_target, capture=False)
+    plain = invoke("run", path)
+    assert "hello from first" in plain.stdout  # passed through untouched
+    assert "first | hello" not in plain.stderr
+    captured = invoke("run", path, "--capture")
+    assert "first | hello from first" in captured.stderr
+    assert "hello from first" not in captured.stdout
+    off = invoke("run", _two(write_target, capture=True), "--no-capture")
+    assert "hello from first" in off.stdout
+    assert "first | hello" not in off.stderr
+
+
+def test_failed_phase_exits_1_and_shows_handler_traceback(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", write_target(FAILING))
+    assert result.exit_code == 1
+    err = result.stderr
+    assert "FAILED    broken" in err
+    assert "ValueError: boom in handler" in err
+    assert "cancelled after" in err
+    assert "Traceback (most recent call last)" in err
+    assert "in broken_handler" in err  # the handler's own frame
+    assert "pipeline 'failing' failed" in err
+
+
+def test_retry_and_skip_transitions_are_reported(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(
+        """
+        def flaky():
+            raise RuntimeError("flaked")
+
+        def optional():
+            raise KeyError("missing")
+
+        pipeline = Pipeline(
+            "policies",
+            Phase("optional", optional, policy=PhasePolicy(on_fail="skip")),
+            Phase("flaky", flaky, depends_on=("optional",),
+                  policy=PhasePolicy(on_fail="retry", max_retries=1, retry_delay=0)),
+        )
+        """
+    )
+    result = invoke("run", path, "-e", "inline")
+    assert result.exit_code == 1
+    err = result.stderr
+    assert "retry     flaky: RuntimeError: flaked; attempt 2 of 2 follows" in err
+    assert "start     flaky (attempt 2)" in err
+    assert "skipped   optional: KeyError" in err
+
+
+def test_fail_fast_cancels_running_phases(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(
+        """
+        import threading
+
+        release = threading.Event()
+
+        def fails():
+            raise RuntimeError("fast failure")
+
+        def waits():
+            release.wait(1.0)
+            return "finished"
+
+        pipeline = Pipeline(
+            "ff",
+            Phase("fails", fails, parallel=True),
+            Phase("waits", waits, parallel=True),
+        )
+        """
+    )
+    fast = invoke("run", path, "--fail-fast", "--json", "-j", "2")
+    assert fast.exit_code == 1
+    statuses = {p["name"]: p["status"] for p in _json(fast)["phases"]}
+    assert statuses == {"fails": "failed", "waits": "cancelled"}
+    assert "cancelled waits" in fast.stderr
+    slow = invoke("run", path, "--json", "-j", "2")
+    assert slow.exit_code == 1
+    assert {p["name"]: p["status"] for p in _json(slow)["phases"]}["waits"] == "completed"
+
+
+def test_json_is_all_there_is_on_stdout(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(
+        """
+        def data():
+            print("noise on stdout")
+            return {"a": [1, 2.5, True, None]}
+
+        def opaque(context):
+            return {1, 2}
+
+        pipeline = Pipeline("j", Phase("data", data), Phase("opaque", opaque,
+                            depends_on=("data",)))
+        """
+    )
+    result = invoke("run", path, "--json", "--no-capture")
+    assert result.exit_code == 0
+    doc = _json(result)  # fails if anything else is on stdout
+    assert set(doc) == {"pipeline", "status", "elapsed", "progress", "phases", "results"}
+    assert doc["pipeline"] == "j"
+    assert doc["status"] == "completed"
+    assert doc["results"] == {"data": {"a": [1, 2.5, True, None]}, "opaque": "{1, 2}"}
+    assert [p["name"] for p in doc["phases"]] == ["data", "opaque"]
+    assert "noise on stdout" in result.stderr
+
+
+def test_json_for_a_failed_run(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", write_target(FAILING), "--json")
+    assert result.exit_code == 1
+    doc = _json(result)
+    assert doc["status"] == "failed"
+    broken = next(p for p in doc["phases"] if p["name"] == "broken")
+    assert broken["error"] == "ValueError: boom in handler"
+    assert doc["results"] == {"ok": 1}
+
+
+OVERLAP = """
+import time
+
+def stamp():
+    start = time.monotonic()
+    time.sleep(0.15)
+    return [start, time.monotonic()]
+
+pipeline = Pipeline("o", Phase("a", stamp, parallel=True), Phase("b", stamp, parallel=True))
+"""
+
+
+def _overlap(result: Result) -> bool:
+    (a0, a1), (b0, b1) = _json(result)["results"].values()
+    return bool(a0 < b1 and b0 < a1)
+
+
+@pytest.mark.parametrize(("workers", "overlaps"), [("1", False), ("2", True)])
+def test_max_workers_limits_concurrency(
+    workers: str, overlaps: bool, invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", write_target(OVERLAP), "--json", "-j", workers)
+    assert result.exit_code == 0
+    assert _overlap(result) is overlaps
+
+
+WHERE = """
+import threading
+
+def where():
+    return threading.current_thread().name
+
+pipeline = Pipeline("w", Phase("where", where))
+"""
+
+
+def test_executor_option_reaches_the_factory(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", write_target(WHERE), "--json", "-O", "thread_name_prefix=custom")
+    assert result.exit_code == 0, result.stderr
+    assert _json(result)["results"]["where"].startswith("custom-")
+
+
+def test_executor_from_environment(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(WHERE)
+    inline = invoke("run", path, "--json", env={"PHASEWISE_EXECUTOR": "inline"})
+    assert _json(inline)["results"]["where"] == "MainThread"
+    threaded = invoke("run", path, "--json", env={"PHASEWISE_EXECUTOR": "thread"})
+    assert _json(threaded)["results"]["where"] != "MainThread"
+    flag_wins = invoke("run", path, "--json", "-e", "inline", env={"PHASEWISE_EXECUTOR": "x"})
+    assert _json(flag_wins)["results"]["where"] == "MainThread"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (("workers=4",), {"workers": 4}),
+        (("delay=0.5",), {"delay": 0.5}),
+        (("verbose=true", "quiet=false"), {"verbose": True, "quiet": False}),
+        (("address=tcp://127.0.0.1:8786",), {"address": "tcp://127.0.0.1:8786"}),
+        (("name=\"4\"",), {"name": "4"}),
+        (("expr=a=b",), {"expr": "a=b"}),
+        (("empty=",), {"empty": ""}),
+        (("n=1", "n=2"), {"n": 2}),
+    ],
+)
+def test_parse_executor_options(raw: tuple[str, ...], expected: dict[str, Any]) -> None:
+    assert parse_executor_options(raw) == expected
+
+
+# ── bad input: exit 2, a short message, no traceback ───────────────────────
+
+
+def _usage_error(result: Result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    for needle in needles:
+        assert needle in result.stderr
+
+
+def test_unknown_executor_lists_installed(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", _two(write_target), "--executor", "warp")
+    _usage_error(result, "unknown executor 'warp'", "inline", "thread")
+    assert "start" not in result.stderr
+
+
+def test_unknown_executor_in_a_phase_override(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(
+        """
+        def f():
+            return 1
+
+        pipeline = Pipeline("o", Phase("special", f, executor="gpu"))
+        """
+    )
+    _usage_error(invoke("run", path), "unknown executor 'gpu'", "phase 'special'")
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_max_workers_must_be_positive(
+    value: str, invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    _usage_error(invoke("run", _two(write_target), "-j", value), "--max-workers", value)
+
+
+@pytest.mark.parametrize("option", ["novalue", "=3", "two words=1"])
+def test_malformed_executor_option(
+    option: str, invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    _usage_error(invoke("run", _two(write_target), "-O", option), "KEY=VALUE", repr(option))
+
+
+def test_option_the_executor_does_not_take(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", _two(write_target), "-O", "bogus_option=1")
+    _usage_error(result, "executor 'thread'", "bogus_option")
+
+
+# ── Ctrl-C and the plugin hooks ─────────────────────────────────────────────
+
+INTERRUPTED = """
+import _thread
+import threading
+
+gate = threading.Event()
+
+def first():
+    return "kept"
+
+def interrupt():
+    _thread.interrupt_main()   # what Ctrl-C does to the main thread
+    gate.wait(5)
+
+def never():
+    return "not reached"
+
+pipeline = Pipeline(
+    "ctrl_c",
+    Phase("first", first),
+    Phase("interrupt", interrupt, depends_on=("first",)),
+    Phase("never", never, depends_on=("interrupt",)),
+)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_interrupt_prints_summary_and_exits_130(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", write_target(INTERRUPTED), "--json", "-e", "thread")
+    assert result.exit_code == 130, result.output
+    doc = _json(result)
+    statuses = {p["name"]: p["status"] for p in doc["phases"]}
+    assert statuses == {"first": "completed", "interrupt": "cancelled", "never": "cancelled"}
+    assert doc["results"] == {"first": "kept"}
+    assert "pipeline 'ctrl_c' interrupted" in result.stderr
+
+
+class _Recorder:
+    """A plugin that records the run hooks it receives."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    @phasewise.hookimpl
+    def phasewise_run_start(self, pipeline: Any, store: Any, executor: str) -> None:
+        seen: list[str] = []
+        store.subscribe(lambda: seen.append(store.state.status))
+        self.calls.append(("start", (pipeline.name, executor, seen)))
+
+    @phasewise.hookimpl
+    def phasewise_run_finish(self, pipeline: Any, result: Any) -> None:
+        self.calls.append(("finish", (pipeline.name, result.status, dict(result.results))))
+
+
+@pytest.fixture
+def recorder() -> Iterator[_Recorder]:
+    plugin = _Recorder()
+    pm = plugin_manager()
+    pm.register(plugin)
+    try:
+        yield plugin
+    finally:
+        pm.unregister(plugin)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "results"),
+    [(TWO_PHASES.replace("CAPTURE", "True"), "completed", {"first": {"n": 1}, "second": 2}),
+     (FAILING, "failed", {"ok": 1})],
+    ids=["completed", "failed"],
+)
+def test_run_hooks_are_called_around_the_run(
+    body: str,
+    status: str,
+    results: dict[str, Any],
+    recorder: _Recorder,
+    invoke: Callable[..., Result],
+    write_target: Callable[..., Path],
+) -> None:
+    invoke("run", write_target(body), "-e", "inline")
+    (start, (name, executor, seen)), (finish, (name2, final, got)) = recorder.calls
+    assert (start, finish) == ("start", "finish")
+    assert name == name2
+    assert executor == "inline"
+    assert seen[-1] == status  # the hook's listener saw the whole run
+    assert (final, got) == (status, results)
+
+
+@pytest.mark.timeout(30)
+def test_finish_hook_called_when_interrupted(
+    recorder: _Recorder, invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    invoke("run", write_target(INTERRUPTED))
+    assert [kind for kind, _ in recorder.calls] == ["start", "finish"]
+    assert recorder.calls[1][1][1] == "cancelled"
