@@ -14,7 +14,12 @@ from typing import Any, NoReturn
 import click
 
 from phasewise import __version__
-from phasewise.core.errors import PluginError, TargetError, UnknownExecutorError
+from phasewise.core.errors import (
+    ExecutorOptionsError,
+    PluginError,
+    TargetError,
+    UnknownExecutorError,
+)
 from phasewise.core.model import Pipeline
 
 __all__ = ["BadInput", "cli", "main", "parse_executor_options"]
@@ -126,7 +131,7 @@ def run(
     input, 130 interrupted.
     """
     from phasewise.cli.report import format_summary, json_document
-    from phasewise.cli.run import OptionsRejected, run_pipeline, stdout_to_stderr
+    from phasewise.cli.run import run_pipeline, stdout_to_stderr
 
     if max_workers is not None and max_workers < 1:
         raise BadInput(f"-j/--max-workers must be at least 1, got {max_workers}")
@@ -149,7 +154,7 @@ def run(
                 capture_output=capture_output, fail_fast=True if fail_fast else None,
                 progress=progress,
             )
-    except OptionsRejected as exc:
+    except ExecutorOptionsError as exc:
         raise BadInput(str(exc)) from None
     result = outcome.result
     progress.write("\n" + format_summary(result.state, interrupted=outcome.interrupted))

@@ -27,7 +27,6 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
-    "OptionsRejected",
     "RunOutcome",
     "run_pipeline",
     "stdout_to_stderr",
@@ -36,10 +35,6 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
-
-
-class OptionsRejected(Exception):
-    """The executor could not be created with the ``-O`` options; nothing ran."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +74,7 @@ def run_pipeline(
     hook = plugin_manager().hook
     hook.phasewise_run_start(pipeline=pipeline, store=store, executor=executor)
     interrupted = False
+    results: dict[str, Any] = {}
     try:
         result = pipeline.run(
             executor=executor,
@@ -87,34 +83,18 @@ def run_pipeline(
             executor_options=dict(executor_options),
             capture_output=capture_output,
             fail_fast=fail_fast,
+            results=results,
         )
     except KeyboardInterrupt:
         interrupted = True
-        result = PipelineResult.from_state(store.state, reporter.results)
-    except BaseException as exc:
+        result = PipelineResult.from_state(store.state, results)
+    except BaseException:
         hook.phasewise_run_finish(
-            pipeline=pipeline, result=PipelineResult.from_state(store.state, reporter.results)
+            pipeline=pipeline, result=PipelineResult.from_state(store.state, results)
         )
-        if _rejected_options(exc, executor_options, store):
-            raise OptionsRejected(
-                f"executor {executor!r} cannot be created with options "
-                f"{dict(executor_options)}: {type(exc).__name__}: {exc}"
-            ) from None
         raise
     hook.phasewise_run_finish(pipeline=pipeline, result=result)
     return RunOutcome(result, interrupted)
-
-
-def _rejected_options(exc: BaseException, options: Mapping[str, Any], store: Store) -> bool:
-    """Whether ``exc`` is the executor factory refusing ``options``.
-
-    A handler's exception never escapes ``Pipeline.run`` (the phase fails instead); a
-    TypeError or ValueError that does, while no phase has started, comes from creating
-    the executors, and with ``-O`` options given those are the likely cause.
-    """
-    if not options or not isinstance(exc, (TypeError, ValueError)):
-        return False
-    return all(p.status == "pending" for p in store.state.phases)
 
 
 @contextlib.contextmanager

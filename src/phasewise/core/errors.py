@@ -13,7 +13,8 @@
      │    └── RemotePhaseError  its handler raised in another process (type, message, traceback)
      ├── WireError              a worker sent a frame that could not be decoded
      ├── PluginError            plugins disagree (two register one executor name)
-     │    └── UnknownExecutorError  no installed plugin provides that executor
+     │    ├── UnknownExecutorError  no installed plugin provides that executor
+     │    └── ExecutorOptionsError  the executor's factory refused the options given
      └── TargetError            ``phasewise run TARGET`` could not load a pipeline from TARGET
 
 A failed phase is data (its status and error text in the Store), not an exception
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "CycleError",
+    "ExecutorOptionsError",
     "PhaseError",
     "PhaseTimeout",
     "PhasewiseError",
@@ -113,6 +115,19 @@ class UnknownExecutorError(PluginError):
         self.available = available
         listed = ", ".join(available) or "none"
         super().__init__(f"unknown executor {name!r}; installed executors: {listed}")
+
+
+class ExecutorOptionsError(PluginError):
+    """Executor ``name`` could not be created with ``options``; ``cause`` says why."""
+
+    def __init__(self, name: str, options: dict[str, object], cause: BaseException) -> None:
+        self.name = name
+        self.options = options
+        self.cause = cause
+        super().__init__(
+            f"executor {name!r} cannot be created with options {options}: "
+            f"{type(cause).__name__}: {cause}"
+        )
 
 
 class TargetError(PhasewiseError):

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from phasewise.core.errors import ExecutorOptionsError
+
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
@@ -75,7 +77,10 @@ class ExecutorSession:
         if executor is None:
             factory = self._lookup(name)
             options = self._options if name == self.default else {}
-            executor = factory(max_workers=self._max_workers, **options)
+            try:
+                executor = factory(max_workers=self._max_workers, **options)
+            except (TypeError, ValueError) as exc:
+                raise ExecutorOptionsError(name, dict(options), exc) from exc
             self._started[name] = executor
         return executor
 

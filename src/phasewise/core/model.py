@@ -229,12 +229,16 @@ class Pipeline:
         capture_output: bool | None = None,
         fail_fast: bool | None = None,
         executors: ExecutorLookup | None = None,
+        results: dict[str, Any] | None = None,
     ) -> PipelineResult:
         """Run the pipeline to the end in this thread and return its result.
 
         A failed phase does not raise: look at ``result.ok`` or call
         ``result.raise_for_status()``. Ctrl-C cancels the run (running phases end
-        ``cancelled``, workers are stopped) and re-raises KeyboardInterrupt.
+        ``cancelled``, workers are stopped) and re-raises KeyboardInterrupt; pass
+        ``results`` (a dict) to keep the results of the phases that completed before it.
+        An executor that refuses ``executor_options`` raises ``ExecutorOptionsError``
+        before any phase starts.
         """
         from phasewise.core import runtime
         from phasewise.core.store import Store as StoreClass
@@ -245,7 +249,7 @@ class Pipeline:
         for name in {executor, *(p.executor for p in self.phases if p.executor)}:
             lookup(name)  # unknown executors fail before anything runs
         store = store if store is not None else StoreClass(self.build_reducer())
-        results: dict[str, Any] = {}
+        results = results if results is not None else {}
         saga = self.build_saga(
             executor, max_workers, executor_options, executors=lookup,
             capture_output=capture_output, fail_fast=fail_fast, results=results,
