@@ -219,14 +219,15 @@ def make_reducer(
                 if "traceback" in payload:
                     changes["traceback"] = str(payload["traceback"])
             new = replace(old, **changes)
-            was, done = old.status in DONE_STATUSES, status in DONE_STATUSES
-            if was != done and total_weight > 0:
-                delta = weights.get(phase, 1) / total_weight
-                progress = state.progress + (delta if done else -delta)
-                fields["progress"] = min(1.0, max(0.0, progress))
             if kind == A.PHASE_FAILED:
                 fields["status"] = "failed"
                 fields["current_phase"] = phase
+        # START / RETRY of a completed or skipped phase takes its weight back out
+        was, done = old.status in DONE_STATUSES, new.status in DONE_STATUSES
+        if was != done and total_weight > 0:
+            delta = weights.get(phase, 1) / total_weight
+            progress = state.progress + (delta if done else -delta)
+            fields["progress"] = min(1.0, max(0.0, progress))
         return with_status(state, index, new, fields)
 
     def reducer(state: PipelineState | None, action: Action) -> PipelineState:

@@ -59,10 +59,11 @@ class Error(msgspec.Struct, tag="error", tag_field="kind", array_like=True, froz
 
 
 class Run(msgspec.Struct, tag="run", tag_field="kind", array_like=True, frozen=True):
-    """Run one task: ``payload`` is cloudpickle of ``(handler, context)``."""
+    """Run one task: the pickled handler, and its pickled context (empty: no context)."""
 
     phase: str
-    payload: bytes
+    handler: bytes
+    context: bytes
     capture: bool
 
 

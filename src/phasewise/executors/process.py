@@ -45,7 +45,7 @@ from phasewise.core.errors import (
     WorkerDied,
 )
 from phasewise.core.task import Task
-from phasewise.executors._unpicklable import payload_or_error
+from phasewise.executors._pickling import pickle_task
 
 __all__ = ["ProcessExecutor", "describe_exit", "raise_for_error"]
 
@@ -124,6 +124,7 @@ class ProcessExecutor:
         self._ctx = multiprocess.get_context(start_method)
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload(["phasewise.executors.worker", "cloudpickle"])
+        if start_method != "fork":  # forkserver and spawn start helper processes
             _forkserver_users(+1)
         self._lock = threading.RLock()
         self._workers: list[_Worker] = []
@@ -138,11 +139,11 @@ class ProcessExecutor:
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
         future = _TaskFuture(self, task.phase)
-        payload = payload_or_error(task)
-        if isinstance(payload, SerializationError):
-            future.set_exception(payload)
+        pickled = pickle_task(task)
+        if isinstance(pickled, SerializationError):
+            future.set_exception(pickled)
             return future
-        frame = wire.encode(wire.Run(task.phase, payload, task.capture_output))
+        frame = wire.encode(wire.Run(task.phase, *pickled, task.capture_output))
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit to a ProcessExecutor after shutdown")
@@ -372,7 +373,7 @@ class ProcessExecutor:
                 _close_worker(worker)
         os.close(self._wake_r)
         os.close(self._wake_w)
-        if self.start_method == "forkserver":
+        if self.start_method != "fork":
             _forkserver_users(-1)
 
 
@@ -433,16 +434,27 @@ def _close_worker(worker: _Worker) -> None:
 
 _forkserver_lock = threading.Lock()
 _forkserver_count = 0
+_tracker_is_ours = False
 
 
 def _forkserver_users(delta: int) -> None:
-    """Count pools using the forkserver; stop the server when the last one shuts down."""
-    global _forkserver_count
+    """Count pools using the forkserver (or spawn); when the last one shuts down, stop the
+    server, and multiprocess's resource tracker if it was not running before the first
+    pool — both are children of this process that would otherwise outlive the run."""
+    global _forkserver_count, _tracker_is_ours
     with _forkserver_lock:
+        if _forkserver_count == 0 and delta > 0:
+            from multiprocess import resource_tracker
+
+            _tracker_is_ours = getattr(resource_tracker._resource_tracker, "_fd", 0) is None
         _forkserver_count += delta
         if _forkserver_count == 0:
-            from multiprocess import forkserver
+            from multiprocess import forkserver, resource_tracker
 
             stop = getattr(forkserver._forkserver, "_stop", None)
             if stop is not None:
                 stop()
+            stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+            if _tracker_is_ours and stop is not None:
+                stop()
+            _tracker_is_ours = False

@@ -26,7 +26,7 @@ from typing import Any
 from phasewise.core import wire
 from phasewise.core.errors import SerializationError, WireError, WorkerDied
 from phasewise.core.task import Task
-from phasewise.executors._unpicklable import payload_or_error
+from phasewise.executors._pickling import pickle_task
 from phasewise.executors.process import describe_exit, raise_for_error
 
 __all__ = ["SubprocessExecutor"]
@@ -83,11 +83,11 @@ class SubprocessExecutor:
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
         future = _ChildFuture(self, task.phase)
-        payload = payload_or_error(task)
-        if isinstance(payload, SerializationError):
-            future.set_exception(payload)
+        pickled = pickle_task(task)
+        if isinstance(pickled, SerializationError):
+            future.set_exception(pickled)
             return future
-        frame = wire.encode(wire.Run(task.phase, payload, task.capture_output))
+        frame = wire.encode(wire.Run(task.phase, *pickled, task.capture_output))
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit to a SubprocessExecutor after shutdown")
@@ -137,6 +137,8 @@ class SubprocessExecutor:
             finally:
                 os.close(task_w)
             reply = self._read_replies(future, result_r, emit)
+            if isinstance(reply, WireError):  # the task has failed: do not wait for the child
+                _signal_session(process.pid, signal.SIGKILL)
         finally:
             os.close(result_r)
             process.wait()

@@ -57,6 +57,17 @@ def _cut(data: bytes, limit: int) -> int:
     return cut if cut > 0 else limit
 
 
+def _split(line: bytes) -> list[bytes]:
+    """``line`` in pieces of at most ``MAX_LINE`` bytes."""
+    parts = []
+    while len(line) > MAX_LINE:
+        cut = _cut(line, MAX_LINE)
+        parts.append(line[:cut])
+        line = line[cut:]
+    parts.append(line)
+    return parts
+
+
 def _pump(fd: int, stream: str, writer: FrameWriter) -> None:
     """Read ``fd`` until EOF, sending complete lines as Log frames."""
     partial = b""
@@ -67,6 +78,10 @@ def _pump(fd: int, stream: str, writer: FrameWriter) -> None:
                 break
             pieces = (partial + chunk).split(b"\n")
             partial = pieces.pop()
+            if pieces and len(pieces[0]) > MAX_LINE:
+                # an over-long line ended in this chunk: only the first piece can be one,
+                # the others lie within the chunk (_READ <= MAX_LINE)
+                pieces[:1] = _split(pieces[0])
             while len(partial) > MAX_LINE:
                 cut = _cut(partial, MAX_LINE)
                 pieces.append(partial[:cut])
@@ -125,13 +140,31 @@ def _flush_std() -> None:
             pass
 
 
+_handlers: dict[bytes, Any] = {}
+_HANDLER_CACHE = 128
+
+
+def _load_handler(data: bytes) -> Any:
+    """Unpickle a handler, reusing the last ones seen (phases often share a handler)."""
+    import cloudpickle
+
+    handler = _handlers.get(data)
+    if handler is None:
+        handler = cloudpickle.loads(data)
+        if len(_handlers) >= _HANDLER_CACHE:
+            _handlers.pop(next(iter(_handlers)))
+        _handlers[data] = handler
+    return handler
+
+
 def _run(message: wire.Run, writer: FrameWriter) -> wire.Message:
     import cloudpickle
 
     from phasewise.core.task import call_handler
 
     try:
-        handler, context = cloudpickle.loads(message.payload)
+        handler = _load_handler(message.handler)
+        context = cloudpickle.loads(message.context) if message.context else None
     except BaseException as exc:
         return wire.Error("SerializationError",
                           f"phase {message.phase!r} could not be unpickled in the worker: "
