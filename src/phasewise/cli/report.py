@@ -1,8 +1,7 @@
 """What ``phasewise run`` writes: live progress lines, the summary table, the JSON document.
 
-The progress reporter is a Store listener. A listener is called with no arguments, so
-the reporter also wraps the run's reducer to see which actions were reduced; both
-happen under the Store's lock, so the two never race. It writes to the stream it was
+The progress reporter observes the Store (``store.observe``), so it is told each action
+as it is reduced and reads only that phase's status. It writes to the stream it was
 given when the run started, never to whatever ``sys.stderr`` is at the moment: while a
 phase captures its output, ``sys.stderr`` in that phase's thread feeds the Store, and
 writing there from a listener would loop.
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -48,43 +46,15 @@ class ProgressReporter:
     def __init__(self, stream: TextIO, *, show_logs: bool = True) -> None:
         self._stream = stream
         self._show_logs = show_logs
-        self._store: Store | None = None
-        self._unreported: deque[Action] = deque()
-        self.results: dict[str, Any] = {}
-        """Results seen in ``@@PHASE_COMPLETE`` actions: what is known if the run is cut short."""
-
-    def wrap(self, reducer: Reducer) -> Reducer:
-        """``reducer``, recording each action it reduces for the listener to report."""
-
-        def reduce(state: Any, action: Action) -> Any:
-            self._unreported.append(action)
-            return reducer(state, action)
-
-        return reduce
-
     def attach(self, store: Store) -> Callable[[], None]:
-        """Subscribe to ``store`` (built with ``wrap``'s reducer); returns the unsubscribe."""
-        self._store = store
-        return store.subscribe(self._on_dispatch)
-
-    def _on_dispatch(self) -> None:
-        # Usually one action waits. More do when another listener dispatched from
-        # inside its own call, before this listener was told about the outer action.
-        store, unreported = self._store, self._unreported
-        if store is None:
-            return
-        while unreported:
-            self._report(unreported.popleft(), store)
+        """Observe ``store``'s actions; returns the function that stops it."""
+        return store.observe(lambda action: self._report(action, store))
 
     def _report(self, action: Action, store: Store) -> None:
         payload = action.payload if isinstance(action.payload, Mapping) else {}
         name = payload.get("name")
         if not isinstance(name, str):
             return
-        if action.type == A.PHASE_COMPLETE:
-            self.results[name] = payload.get("result")
-        elif action.type == A.PHASE_SKIPPED:
-            self.results[name] = None
         line = self._line_for(action.type, name, payload, store.state)
         if line is not None:
             self._write(store.state, line)

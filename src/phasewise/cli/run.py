@@ -2,8 +2,8 @@
 
 ::
 
-    Store(reporter.wrap(pipeline.build_reducer()))
-      ├─ reporter listener ──▶ progress lines on the stream it was given
+    Store(pipeline.build_reducer())
+      ├─ reporter (store.observe) ──▶ progress lines on the stream it was given
       └─ plugins' listeners   (phasewise_run_start receives the store)
     pipeline.run(store=store, ...)  ─▶  PipelineResult (or KeyboardInterrupt)
     phasewise_run_finish(result)    ─▶  summary, exit code
@@ -69,7 +69,7 @@ def run_pipeline(
     from phasewise.plugins.manager import plugin_manager
 
     reporter = ProgressReporter(progress, show_logs=capture_output)
-    store = Store(reporter.wrap(pipeline.build_reducer()))
+    store = Store(pipeline.build_reducer())
     reporter.attach(store)
     hook = plugin_manager().hook
     hook.phasewise_run_start(pipeline=pipeline, store=store, executor=executor)

@@ -20,14 +20,16 @@ class Store:
 
     ``dispatch`` is thread-safe: actions are reduced one at a time, and listeners are
     called with no arguments after each dispatch, in dispatch order (they read
-    ``store.state``). A reducer that returns a ``Quit`` (the detail view's reducer does)
-    leaves ``Quit.state`` as the state and ``quit_requested`` true.
+    ``store.state``). Observers (``observe``) are called the same way with the action
+    itself, for those that need to know what happened rather than only what is. A
+    reducer that returns a ``Quit`` (the detail view's reducer does) leaves
+    ``Quit.state`` as the state and ``quit_requested`` true.
     """
 
     def __init__(self, reducer: Reducer, initial_state: Any = None) -> None:
         self._reducer = reducer
         self._lock = threading.RLock()
-        self._listeners: tuple[Listener, ...] = ()
+        self._listeners: tuple[Callable[[Action], None], ...] = ()
         self.quit_requested = False
         self._state = reducer(None, Action(INIT)) if initial_state is None else initial_state
 
@@ -46,16 +48,21 @@ class Store:
                 new = new.state
             self._state = new
             for listener in self._listeners:
-                listener()
+                listener(action)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener()`` after every dispatch; returns a function that unsubscribes."""
+        return self.observe(lambda action: listener())
+
+    def observe(self, observer: Callable[[Action], None]) -> Callable[[], None]:
+        """Call ``observer(action)`` after every dispatch, in subscription order with the
+        listeners; returns a function that unsubscribes."""
         with self._lock:
-            self._listeners = (*self._listeners, listener)
+            self._listeners = (*self._listeners, observer)
 
         def unsubscribe() -> None:
             with self._lock:
-                self._listeners = tuple(x for x in self._listeners if x is not listener)
+                self._listeners = tuple(x for x in self._listeners if x is not observer)
 
         return unsubscribe
 

@@ -41,7 +41,9 @@ def phasewise_executors() -> dict[str, Any]:
 def phasewise_run_start(pipeline: Pipeline, store: Store, executor: str) -> None:
     """A run of ``pipeline`` is about to start on ``executor`` (from the CLI).
 
-    :param store: the run's Store; subscribe to it to see every action as it happens.
+    :param store: the run's Store; ``store.observe(callback)`` calls ``callback(action)``
+        after every action is reduced, as it happens (this is how a reporter sees each
+        action; there is no per-action hook, which would cost a hook call per log line).
 
     Every implementation is called; return values are ignored.
     """
