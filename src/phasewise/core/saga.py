@@ -250,15 +250,21 @@ class SagaRunner:
     def run(self, saga: Any) -> Any:
         root = self._spawn(_as_generator(saga))
         try:
-            self._loop(root)
-        except KeyboardInterrupt:
-            self._cancel_task(root)
             try:
-                self._loop(root)  # let the sagas clean up
-            except KeyboardInterrupt:  # a second Ctrl-C: stop every executor now
-                for executor in self._executors:
-                    executor.shutdown(cancel=True)
-            raise
+                self._loop(root)
+            except KeyboardInterrupt:
+                self._cancel_task(root)
+                try:
+                    self._loop(root)  # let the sagas clean up
+                except KeyboardInterrupt:  # a second Ctrl-C: stop every executor now
+                    for executor in self._executors:
+                        executor.shutdown(cancel=True)
+                raise
+        finally:
+            # Whatever is left runs its ``finally`` blocks now, while the interpreter
+            # is whole, rather than whenever the generators are collected.
+            for task in list(self._tasks):
+                task.gen.close()
         if root.error is not None:
             raise root.error
         return root.result

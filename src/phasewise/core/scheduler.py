@@ -90,6 +90,7 @@ class PipelineRun:
         self.results = results if results is not None else {}
         self._wants_context = {p.name: p.wants_context for p in pipeline.phases}
         self._cancel_reason = ""
+        self._crash: BaseException | None = None  # infrastructure error to re-raise
 
     # the driver
 
@@ -142,6 +143,9 @@ class PipelineRun:
                             waiting[child] -= 1
                             if waiting[child] == 0:
                                 heapq.heappush(ready, (order[child], child))
+                    elif outcome == "crashed":
+                        yield from self._cancel_all(running, done, "cancelled: the run broke")
+                        raise self._crash or RuntimeError(f"phase {name!r} crashed")
                     elif outcome == "failed" and failed is None:
                         failed = name
                         if self.fail_fast and running:
@@ -242,6 +246,9 @@ class PipelineRun:
             yield Put(Action(A.PHASE_CANCELLED, {"name": name, "reason": reason,
                                                  "timestamp": _now()}))
             outcome = "cancelled"
+        except BaseException as exc:  # not the handler's: a listener or executor broke
+            self._crash = self._crash or exc
+            outcome = "crashed"
         yield Send(done, (name, outcome))
 
     def _context(self, phase: Phase) -> dict[str, Any] | None:
