@@ -5,14 +5,12 @@ below are imported on first access, so a worker process that only needs
 ``phasewise.executors.worker`` does not pay for the rest.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from phasewise.core import runtime as _runtime
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from phasewise.core.actions import Action
     from phasewise.core.errors import CycleError, PhasewiseError, PipelineError
     from phasewise.core.model import Phase, PhasePolicy, Pipeline, PipelineResult
@@ -56,11 +54,11 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'phasewise' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 
@@ -69,7 +67,7 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-def _lookup_executor(name: str) -> Any:
+def _lookup_executor(name: str) -> _typing.Any:
     from phasewise.plugins.manager import lookup_executor
 
     return lookup_executor(name)

@@ -23,7 +23,19 @@ from phasewise.executors.inline import run_task_here
 
 __all__ = ["ThreadExecutor"]
 
-_Item = tuple[Future[Any], Task, Callable[[Any], None]] | None
+class _ThreadFuture(Future):  # type: ignore[type-arg]
+    """A Future that remembers it was given up on (a thread cannot be stopped)."""
+
+    abandoned = False
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        self.abandoned = not self.done()
+        return False
+
+
+_Item = tuple[_ThreadFuture, Task, Callable[[Any], None]] | None
 
 
 class ThreadExecutor:
@@ -41,9 +53,10 @@ class ThreadExecutor:
         self._lock = threading.Lock()
         self._idle = 0
         self._closed = False
+        self._current: dict[threading.Thread, _ThreadFuture] = {}  # what each thread runs
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
-        future: Future[Any] = Future()
+        future = _ThreadFuture()
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit to a ThreadExecutor after shutdown")
@@ -65,6 +78,7 @@ class ThreadExecutor:
             if item is None:
                 return
             future, task, emit = item
+            self._current[threading.current_thread()] = future
             if future.set_running_or_notify_cancel():
                 try:
                     result = run_task_here(task, emit)
@@ -73,6 +87,7 @@ class ThreadExecutor:
                 else:
                     future.set_result(result)
             del item, future, task, emit
+            self._current.pop(threading.current_thread(), None)
             with self._lock:
                 self._idle += 1
 
@@ -94,4 +109,6 @@ class ThreadExecutor:
             self._queue.put(None)
         if not cancel:
             for thread in threads:
-                thread.join(timeout=2.0)
+                current = self._current.get(thread)
+                if current is None or not current.abandoned:  # an abandoned one runs on
+                    thread.join(timeout=2.0)

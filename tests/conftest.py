@@ -1,0 +1,44 @@
+"""Shared fixtures for the phasewise test suite.
+
+Tests import nothing from each other; helpers that several modules need live here as
+fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from phasewise import Action, Pipeline, Store
+
+# Property tests assert behaviour, never timing: no per-example deadline.
+settings.register_profile(
+    "phasewise",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("phasewise")
+
+
+@pytest.fixture
+def recording_store() -> Callable[[Pipeline], tuple[Store, list[Action]]]:
+    """``make(pipeline) -> (store, actions)``: a Store whose every action is recorded.
+
+    The actions are recorded by wrapping the pipeline's reducer, so they appear in
+    exactly the order the Store reduced them.
+    """
+
+    def make(pipeline: Pipeline) -> tuple[Store, list[Action]]:
+        inner = pipeline.build_reducer()
+        seen: list[Action] = []
+
+        def reducer(state: Any, action: Action) -> Any:
+            seen.append(action)
+            return inner(state, action)
+
+        return Store(reducer), seen
+
+    return make
