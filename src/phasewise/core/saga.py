@@ -42,6 +42,7 @@ import msgspec
 
 from phasewise.core.actions import Action
 from phasewise.core.errors import PhaseTimeout, PhasewiseError
+from phasewise.core.wire import Started
 
 if TYPE_CHECKING:
     from phasewise.core.executor import Executor
@@ -54,6 +55,7 @@ __all__ = [
     "Cancel",
     "Channel",
     "Delay",
+    "EmitFailed",
     "Execute",
     "Fork",
     "Join",
@@ -144,9 +146,11 @@ class Execute(msgspec.Struct, frozen=True):
     """Run ``task`` on ``executor``; resumes with the task's result or raises its error.
 
     ``to_actions(event)`` turns each event the executor emits while the task runs
-    (``wire.Log`` batches, …) into actions the runner dispatches at once, from whichever
-    thread emitted them. Past ``task.timeout`` seconds the runner cancels the future
-    (executors that can, kill the worker) and raises ``PhaseTimeout``.
+    (``wire.Started``, ``wire.Log`` batches, …) into actions the runner dispatches at
+    once, from whichever thread emitted them. An executor that queues tasks emits
+    ``Started`` when the task begins (``reports_start = True``); for any other the
+    runner emits it at submit. ``task.timeout`` seconds after the start, the runner
+    cancels the future (executors that can, kill the worker) and raises ``PhaseTimeout``.
     """
 
     task: Task
@@ -162,6 +166,16 @@ class SagaCancelled(BaseException):
     in a saga does not swallow it."""
 
 
+class EmitFailed(BaseException):
+    """Thrown into a saga whose Execute's events could not be dispatched (a listener or
+    the reducer raised ``error``). A BaseException so that it is not mistaken for the
+    task's own failure."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class SagaError(PhasewiseError):
     """A saga yielded something the runner does not understand."""
 
@@ -174,6 +188,24 @@ class Channel:
     def __init__(self) -> None:
         self.items: deque[Any] = deque()
         self.takers: deque[SagaTask] = deque()
+
+
+class _Broken:
+    """Inbox item: dispatching an executed task's events raised ``error``."""
+
+    __slots__ = ("box", "error")
+
+    def __init__(self, box: list[Future[Any]], error: BaseException) -> None:
+        self.box, self.error = box, error
+
+
+class _StartedMark:
+    """Inbox item: an executed task has started (its timeout clock starts now)."""
+
+    __slots__ = ("box", "phase", "seconds")
+
+    def __init__(self, box: list[Future[Any]], seconds: float, phase: str) -> None:
+        self.box, self.seconds, self.phase = box, seconds, phase
 
 
 class _AllWait:
@@ -225,7 +257,7 @@ class SagaRunner:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._ready: deque[tuple[SagaTask, Any, BaseException | None]] = deque()
-        self._inbox: queue.SimpleQueue[tuple[SagaTask, Future[Any]]] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[SagaTask, Any]] = queue.SimpleQueue()
         self._timers: list[tuple[float, int, SagaTask, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._tasks: set[SagaTask] = set()
@@ -264,7 +296,10 @@ class SagaRunner:
             # Whatever is left runs its ``finally`` blocks now, while the interpreter
             # is whole, rather than whenever the generators are collected.
             for task in list(self._tasks):
-                task.gen.close()
+                try:
+                    task.gen.close()
+                except Exception:  # a saga that will not close must not hide the error
+                    pass
         if root.error is not None:
             raise root.error
         return root.result
@@ -289,13 +324,13 @@ class SagaRunner:
                 task, fut = inbox.get(timeout=min(timeout, 0.5) if timeout is not None else 0.5)
             except queue.Empty:
                 continue
-            self._future_done(task, fut)
+            self._arrived(task, fut)
             while True:  # drain whatever else has arrived, without blocking
                 try:
                     task, fut = inbox.get_nowait()
                 except queue.Empty:
                     break
-                self._future_done(task, fut)
+                self._arrived(task, fut)
 
     def _fire_timers(self) -> float | None:
         timers = self._timers
@@ -461,38 +496,75 @@ class SagaRunner:
         return None
 
     def _execute(self, task: SagaTask, effect: Execute) -> Any:
-        to_actions, dispatch = effect.to_actions, self._store.dispatch
+        to_actions, dispatch, inbox = effect.to_actions, self._store.dispatch, self._inbox
         live = [True]  # cleared when the runner gives up on this task (timeout, cancel)
+        box: list[Future[Any]] = []  # the future, once submit has returned it
+        seconds, phase = effect.task.timeout, effect.task.phase
+
+        broken: list[BaseException] = []
 
         def emit(event: Any) -> None:
-            if to_actions is not None and live[0]:
-                for action in to_actions(event):
-                    dispatch(action)
+            if not live[0]:
+                return
+            try:
+                if to_actions is not None:
+                    for action in to_actions(event):
+                        dispatch(action)
+            except BaseException as exc:  # a listener or reducer broke: not the task's fault
+                live[0] = False
+                broken.append(exc)
+                inbox.put((task, _Broken(box, exc)))
+                return
+            if seconds is not None and type(event) is Started:  # the timeout counts from here
+                inbox.put((task, _StartedMark(box, seconds, phase)))
 
-        self._executors[effect.executor] = None
-        fut: Future[Any] = effect.executor.submit(effect.task, emit)
+        executor = effect.executor
+        self._executors[executor] = None
+        if not getattr(executor, "reports_start", False):
+            emit(Started(time.monotonic()))  # it starts now, as far as we can tell
+        if broken:
+            raise EmitFailed(broken[0])
+        fut: Future[Any] = executor.submit(effect.task, emit)
+        box.append(fut)
+        if broken:
+            fut.cancel()
+            raise EmitFailed(broken[0])
         if fut.done():  # finished inside submit (the inline executor): no round trip
             exc = fut.exception()
             if exc is not None:
                 raise exc
             return fut.result()
         task._wait, task._live = fut, live
-        seconds = effect.task.timeout
-        if seconds is not None and not fut.done():
-            phase = effect.task.phase
-
-            def expire() -> None:
-                if task._wait is fut:
-                    task._wait, live[0] = None, False
-                    fut.cancel()
-                    error = PhaseTimeout(f"phase {phase!r} timed out after {seconds:g} s", phase)
-                    self._resume(task, None, error)
-
-            self._add_timer(task, seconds, expire)
-        inbox = self._inbox
         self._pending += 1
         fut.add_done_callback(lambda f: inbox.put((task, f)))
         return _SUSPEND
+
+    def _start_timeout(self, task: SagaTask, fut: Future[Any], seconds: float, phase: str) -> None:
+        live = task._live
+
+        def expire() -> None:
+            if task._wait is fut:
+                task._wait, live[0] = None, False
+                fut.cancel()
+                error = PhaseTimeout(f"phase {phase!r} timed out after {seconds:g} s", phase)
+                self._resume(task, None, error)
+
+        self._add_timer(task, seconds, expire)
+
+    def _arrived(self, task: SagaTask, item: Future[Any] | _StartedMark) -> None:
+        if type(item) is _StartedMark:
+            fut = item.box[0] if item.box else None
+            if fut is not None and task._wait is fut:
+                self._start_timeout(task, fut, item.seconds, item.phase)
+            return
+        if type(item) is _Broken:
+            fut = item.box[0] if item.box else None
+            if fut is not None and task._wait is fut:
+                task._wait = None
+                fut.cancel()
+                self._resume(task, None, EmitFailed(item.error))
+            return
+        self._future_done(task, item)  # type: ignore[arg-type]
 
     def _future_done(self, task: SagaTask, fut: Future[Any]) -> None:
         self._pending -= 1

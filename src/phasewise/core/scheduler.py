@@ -3,7 +3,9 @@
 Dataflow scheduling: a phase is ready the moment all its dependencies have completed
 or been skipped. Ready phases start in execution order, subject to two limits:
 
-* at most ``max_workers`` phases run at once;
+* at most ``max_workers`` phases run at once (when every executor of the run queues
+  tasks and reports when each starts, up to twice as many are handed over; the ones
+  waiting in an executor's queue stay ``pending``);
 * a ``parallel=False`` phase runs alone — it waits until nothing else runs, and nothing
   starts while it runs. A waiting exclusive phase also holds back phases after it, so it
   is never starved.
@@ -30,6 +32,7 @@ from phasewise.core.saga import (
     Cancel,
     Channel,
     Delay,
+    EmitFailed,
     Execute,
     Fork,
     Put,
@@ -39,7 +42,7 @@ from phasewise.core.saga import (
     Take,
 )
 from phasewise.core.task import Task
-from phasewise.core.wire import Log
+from phasewise.core.wire import Log, Started
 
 if TYPE_CHECKING:
     from phasewise.core.model import Phase, Pipeline
@@ -83,8 +86,9 @@ class PipelineRun:
         if executors is None:
             from phasewise.core.runtime import lookup_executor as executors
         self.pipeline = pipeline
-        self.session = ExecutorSession(executors, executor, max_workers, executor_options)
         self.max_workers = max_workers or os.cpu_count() or 1
+        self.session = ExecutorSession(executors, executor, self.max_workers, executor_options)
+        self.in_flight = self.max_workers  # raised by saga() when executors queue tasks
         self.capture_output = capture_output
         self.fail_fast = fail_fast
         self.results = results if results is not None else {}
@@ -115,6 +119,12 @@ class PipelineRun:
 
         yield Put(Action(A.PIPELINE_START, _now()))
         try:
+            if all(getattr(self.session.get(p.executor), "reports_start", False)
+                   for p in phases):
+                # Executors that queue tasks run at most max_workers at once and say when
+                # each begins; handing them a few more keeps their workers busy between
+                # two of our steps. Those waiting in a queue stay ``pending``.
+                self.in_flight = 2 * self.max_workers
             unsendable = self._unsendable_phase()
             if unsendable is not None:
                 failed = unsendable[0]
@@ -127,7 +137,7 @@ class PipelineRun:
                         phase = self.pipeline.phase(ready[0][1])
                         if not phase.parallel and running:
                             break  # an exclusive phase waits for the others to finish
-                        if phase.parallel and len(running) >= self.max_workers:
+                        if phase.parallel and len(running) >= self.in_flight:
                             break
                         heapq.heappop(ready)
                         started.add(phase.name)
@@ -210,13 +220,11 @@ class PipelineRun:
             attempt = 0
             while True:
                 attempt += 1
-                yield Put(Action(A.PHASE_START, {"name": name, "attempt": attempt,
-                                                 "timestamp": _now()}))
                 task = Task(name, phase.handler, context, attempt=attempt,
                             capture_output=self.capture_output, timeout=phase.timeout)
                 try:
                     executor = self.session.get(phase.executor)
-                    result = yield Execute(task, executor, self._log_actions(name))
+                    result = yield Execute(task, executor, self._event_actions(name, attempt))
                 except SagaCancelled:
                     raise
                 except Exception as exc:
@@ -246,8 +254,10 @@ class PipelineRun:
             yield Put(Action(A.PHASE_CANCELLED, {"name": name, "reason": reason,
                                                  "timestamp": _now()}))
             outcome = "cancelled"
+        except GeneratorExit:
+            raise
         except BaseException as exc:  # not the handler's: a listener or executor broke
-            self._crash = self._crash or exc
+            self._crash = self._crash or (exc.error if isinstance(exc, EmitFailed) else exc)
             outcome = "crashed"
         yield Send(done, (name, outcome))
 
@@ -257,13 +267,18 @@ class PipelineRun:
         return {dep: self.results.get(dep) for dep in phase.depends_on}
 
     @staticmethod
-    def _log_actions(name: str) -> Any:
+    def _event_actions(name: str, attempt: int) -> Any:
+        """What the events of one attempt of phase ``name`` mean for the Store."""
+
         def to_actions(event: Any) -> Iterable[Action]:
-            if isinstance(event, Log):
+            if type(event) is Log:
                 stream = event.stream
                 for line in event.lines:
                     yield Action(A.PHASE_LOG, {"name": name, "line": line, "stream": stream,
                                                "timestamp": event.timestamp})
+            elif type(event) is Started:
+                yield Action(A.PHASE_START, {"name": name, "attempt": attempt,
+                                             "timestamp": event.timestamp})
 
         return to_actions
 

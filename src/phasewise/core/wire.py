@@ -7,6 +7,8 @@ big-endian length, then the body. The same Structs are what executors hand to
     parent ── Run ──────────────▶ worker
     parent ◀─ Log, Log, …, Result | Error ── worker
 
+``Started`` is emitted by executors that queue tasks, when a queued task begins.
+
 This module is pure (bytes in, bytes out); reading and writing file descriptors is the
 executors' job.
 """
@@ -28,12 +30,19 @@ __all__ = [
     "Message",
     "Result",
     "Run",
+    "Started",
     "decode",
     "encode",
 ]
 
 _HEADER = struct.Struct(">I")
 MAX_FRAME = (1 << 32) - 1
+
+
+class Started(msgspec.Struct, tag="started", tag_field="kind", array_like=True, frozen=True):
+    """The task has begun on a worker (it may have waited in the executor's queue)."""
+
+    timestamp: float
 
 
 class Log(msgspec.Struct, tag="log", tag_field="kind", array_like=True, frozen=True):
@@ -67,7 +76,7 @@ class Run(msgspec.Struct, tag="run", tag_field="kind", array_like=True, frozen=T
     capture: bool
 
 
-Message = Union[Log, Result, Error, Run]  # noqa: UP007 - msgspec needs a runtime Union on 3.10
+Message = Union[Started, Log, Result, Error, Run]  # noqa: UP007 - msgspec needs a runtime Union on 3.10
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)
@@ -83,7 +92,7 @@ def decode(body: bytes | memoryview) -> Message:
     """Decode one frame's body; a malformed body raises ``WireError``."""
     try:
         return _decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except ValueError as exc:  # msgspec's DecodeError, ValidationError; UnicodeDecodeError
         raise WireError(f"malformed frame ({len(body)} bytes): {exc}") from None
 
 

@@ -107,6 +107,7 @@ class ProcessExecutor:
     """A persistent pool of worker processes; tasks are cloudpickled."""
 
     crosses_processes = True
+    reports_start = True  # emits wire.Started when a task is handed to a worker
 
     def __init__(
         self,
@@ -148,11 +149,16 @@ class ProcessExecutor:
             if self._closed:
                 raise RuntimeError("cannot submit to a ProcessExecutor after shutdown")
             self._pending.append((future, frame, emit))
-            self._dispatch()
+            started = self._dispatch()
+        _announce(started)
         return future
 
-    def _dispatch(self) -> None:
-        """Hand pending tasks to idle workers, starting workers up to max_workers."""
+    def _dispatch(self) -> list[Callable[[Any], None]]:
+        """Hand pending tasks to idle workers, starting workers up to max_workers.
+
+        Call with the lock held; returns the emits of the tasks that started, for the
+        caller to tell (with ``_announce``) once the lock is released."""
+        started: list[Callable[[Any], None]] = []
         while self._pending:
             future, frame, emit = self._pending[0]
             if future.done():  # cancelled while waiting
@@ -163,23 +169,31 @@ class ProcessExecutor:
             elif len(self._workers) < self.max_workers:
                 worker = self._start_worker()
             else:
-                return
+                break
             self._pending.popleft()
             if not future.set_running_or_notify_cancel():
                 self._idle.appendleft(worker)
                 continue
             worker.future, worker.emit = future, emit
+            started.append(emit)
             try:
                 _write_all(worker.task_fd, frame)
             except OSError:
                 pass  # the worker died; its sentinel tells the manager, which fails the task
+        return started
 
     def _start_worker(self) -> _Worker:
         from phasewise.executors.worker import process_worker_main
 
         task_read, task_write = self._ctx.Pipe(duplex=False)
         result_read, result_write = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(target=process_worker_main, args=(task_read, result_write),
+        inherited: tuple[int, ...] = ()
+        if self.start_method == "fork":  # a forked worker must not hold the pool's pipe ends:
+            # a task pipe's write end left open in any worker means that worker's EOF never comes
+            inherited = (task_write.fileno(), result_read.fileno(), self._wake_r, self._wake_w,
+                         *(fd for w in self._workers for fd in (w.task_fd, w.result_fd)))
+        process = self._ctx.Process(target=process_worker_main,
+                                    args=(task_read, result_write, inherited),
                                     name="phasewise-worker", daemon=True)
         with _main_module_hidden():
             process.start()
@@ -269,19 +283,23 @@ class ProcessExecutor:
                     f"parent: {type(exc).__name__}: {exc}", _phase(worker))
             else:
                 error = None
+            started = []
             with self._lock:
                 worker.future, worker.emit = None, None
                 if worker.kill_at is None:
                     self._idle.append(worker)
-                    self._dispatch()
+                    started = self._dispatch()
+            _announce(started)
             if future is not None and not future.done():
                 future.set_exception(error) if error else future.set_result(value)
         elif isinstance(message, wire.Error):
+            started = []
             with self._lock:
                 worker.future, worker.emit = None, None
                 if worker.kill_at is None:
                     self._idle.append(worker)
-                    self._dispatch()
+                    started = self._dispatch()
+            _announce(started)
             if future is not None and not future.done():
                 future.set_exception(raise_for_error(message, future.phase))
 
@@ -295,8 +313,8 @@ class ProcessExecutor:
             if worker in self._idle:
                 self._idle.remove(worker)
             worker.future, worker.emit = None, None
-            if not self._closed:
-                self._dispatch()  # starts a replacement if work is waiting
+            started = [] if self._closed else self._dispatch()  # replaces it if work waits
+        _announce(started)
         _close_worker(worker)
         if future is not None and not future.done():
             if worker.kill_at is not None:
@@ -398,6 +416,12 @@ def _main_module_hidden() -> Iterator[None]:
     finally:
         main.__dict__.pop("__spec__", None)
         main.__dict__.update(saved)
+
+
+def _announce(started: list[Callable[[Any], None]]) -> None:
+    now = time.monotonic()
+    for emit in started:
+        emit(wire.Started(now))
 
 
 def _phase(worker: _Worker) -> str:

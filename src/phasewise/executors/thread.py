@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from phasewise.core.task import Task
+from phasewise.core.wire import Started
 from phasewise.executors.inline import run_task_here
 
 __all__ = ["ThreadExecutor"]
@@ -40,6 +42,8 @@ _Item = tuple[_ThreadFuture, Task, Callable[[Any], None]] | None
 
 class ThreadExecutor:
     """Runs phases on a pool of threads in this process."""
+
+    reports_start = True  # emits wire.Started when a queued task begins
 
     def __init__(
         self, max_workers: int | None = None, thread_name_prefix: str = "phasewise"
@@ -80,6 +84,7 @@ class ThreadExecutor:
             future, task, emit = item
             self._current[threading.current_thread()] = future
             if future.set_running_or_notify_cancel():
+                emit(Started(time.monotonic()))
                 try:
                     result = run_task_here(task, emit)
                 except BaseException as exc:

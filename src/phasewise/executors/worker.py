@@ -210,16 +210,35 @@ def serve(read_fd: int, write_fd: int) -> None:
 
 
 def _prepare_process() -> None:
-    """Ctrl-C is the parent's to handle; lines reach the pipes as they are printed."""
+    """Ctrl-C is the parent's to handle; ``sys.stdout``/``sys.stderr`` write to fds 1/2 (a
+    forked worker inherits whatever the parent had put there); lines reach the pipes as
+    they are printed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for stream in (sys.stdout, sys.stderr):
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
+        try:
+            on_fd = stream is not None and stream.fileno() == fd
+        except (AttributeError, OSError, ValueError):
+            on_fd = False
+        if not on_fd:
+            try:
+                stream = open(fd, "w", closefd=False, errors="backslashreplace")  # noqa: SIM115
+            except OSError:
+                continue
+            setattr(sys, name, stream)
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
 
 
-def process_worker_main(task_conn: Any, result_conn: Any) -> None:
-    """Entry point of a process-pool worker (started by multiprocess)."""
+def process_worker_main(task_conn: Any, result_conn: Any, inherited: tuple[int, ...] = ()) -> None:
+    """Entry point of a process-pool worker (started by multiprocess); ``inherited`` are the
+    parent's file descriptors a forked worker must close."""
+    for fd in inherited:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     os.setpgid(0, 0)  # own process group: a timeout kills the worker and its children
     _prepare_process()
     serve(task_conn.fileno(), result_conn.fileno())

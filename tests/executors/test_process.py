@@ -1,0 +1,362 @@
+"""ProcessExecutor: a persistent pool of worker processes, used directly and through runs.
+
+Options (start methods), lazy start, shutdown, the worker's process group and signals,
+and pipelines defined in a script's ``__main__``. No process may be left after a test:
+neither a descendant of this process nor an orphan carrying the test's marker.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from phasewise import Phase, Pipeline
+from phasewise.core import wire
+from phasewise.core.errors import PhaseError
+from phasewise.core.task import Task
+from phasewise.executors import ProcessExecutor
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = pytest.mark.timeout(30)
+
+MARK = "PHASEWISE_TEST_PROCESS_MARK"
+
+
+# ── processes, from /proc ───────────────────────────────────────────────────
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """``(state, ppid)`` of ``pid``, or None if it does not exist."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose parent chain leads to ``pid``."""
+    children: dict[int, list[int]] = {}
+    for p in _pids():
+        st = _stat(p)
+        if st is not None:
+            children.setdefault(st[1], []).append(p)
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def marked(token: str) -> set[int]:
+    """Processes whose environment carries ``MARK=token`` (orphans included)."""
+    needle = f"{MARK}={token}".encode()
+    found = set()
+    for p in _pids():
+        try:
+            if needle in Path(f"/proc/{p}/environ").read_bytes().split(b"\0"):
+                found.add(p)
+        except OSError:
+            continue
+    return found - {os.getpid()}
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Running, or exited but left unreaped by this process (orphaned zombies wait for
+    init, and run nothing)."""
+    me = os.getpid()
+    return {p for p in pids if (st := _stat(p)) is not None and (st[0] != "Z" or st[1] == me)}
+
+
+def wait_until_gone(find: Callable[[], set[int]], seconds: float = 5.0) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while (left := alive(find())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+@pytest.fixture(autouse=True)
+def no_process_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    token = uuid.uuid4().hex
+    monkeypatch.setenv(MARK, token)
+    before = descendants(os.getpid())
+    yield token
+    left = wait_until_gone(lambda: (descendants(os.getpid()) - before) | marked(token))
+    assert not left, f"processes left behind: {sorted(left)}"
+
+
+# ── handlers ────────────────────────────────────────────────────────────────
+
+
+def getpid() -> int:
+    return os.getpid()
+
+
+def slow_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def base() -> int:
+    return 21
+
+
+def double(context: dict[str, Any]) -> int:
+    return context["base"] * 2
+
+
+def chatty() -> str:
+    print("hello from the worker")
+    return "done"
+
+
+def worker_facts() -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "pgid": os.getpgid(0),
+        "sigint": signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+    }
+
+
+def no_processes_here() -> set[int]:
+    return descendants(os.getpid())
+
+
+def sleep_forever() -> None:
+    time.sleep(60)
+
+
+# ── options ─────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
+def test_start_methods_run_a_pipeline(start_method: str) -> None:
+    pipeline = Pipeline("p", Phase("base", base), Phase("double", double, depends_on=["base"]),
+                        Phase("chatty", chatty), capture_output=True)
+    result = pipeline.run(executor="process", executor_options={"start_method": start_method})
+    assert result.ok, result.state
+    assert result.results == {"base": 21, "double": 42, "chatty": "done"}
+    (chat,) = [p for p in result.state.phases if p.name == "chatty"]
+    assert [log.line for log in chat.logs] == ["hello from the worker"]
+
+
+def test_default_start_method_is_forkserver() -> None:
+    pool = ProcessExecutor(max_workers=1)
+    try:
+        assert pool.start_method == "forkserver"
+    finally:
+        pool.shutdown()
+
+
+def test_max_workers_bounds_the_pool() -> None:
+    pool = ProcessExecutor(max_workers=2)
+    try:
+        futures = [pool.submit(Task(f"t{i}", functools.partial(slow_pid, 0.05)), lambda e: None)
+                   for i in range(6)]
+        pids = {f.result(timeout=15) for f in futures}
+    finally:
+        pool.shutdown()
+    assert 1 <= len(pids) <= 2
+    assert os.getpid() not in pids
+
+
+def test_workers_are_persistent() -> None:
+    pool = ProcessExecutor(max_workers=1)
+    try:
+        pids = [pool.submit(Task(f"t{i}", getpid), lambda e: None).result(timeout=15)
+                for i in range(3)]
+    finally:
+        pool.shutdown()
+    assert len(set(pids)) == 1
+
+
+def test_max_workers_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        ProcessExecutor(max_workers=0)
+
+
+def test_worker_has_its_own_process_group_and_ignores_sigint() -> None:
+    pool = ProcessExecutor(max_workers=1)
+    try:
+        facts = pool.submit(Task("facts", worker_facts), lambda e: None).result(timeout=15)
+    finally:
+        pool.shutdown()
+    assert facts["pgid"] == facts["pid"]
+    assert facts["sigint"] is True
+
+
+def test_log_events_are_emitted_before_the_future_resolves() -> None:
+    pool = ProcessExecutor(max_workers=1)
+    events: list[Any] = []
+    try:
+        future = pool.submit(Task("chatty", chatty, capture_output=True), events.append)
+        assert future.result(timeout=15) == "done"
+        seen = list(events)  # what had been emitted when the result was available
+    finally:
+        pool.shutdown()
+    assert [line for e in seen if isinstance(e, wire.Log) for line in e.lines] == [
+        "hello from the worker"
+    ]
+
+
+def test_cancelling_a_running_task_kills_its_worker_and_the_pool_goes_on() -> None:
+    pool = ProcessExecutor(max_workers=1, kill_grace=0.2)
+    try:
+        first = pool.submit(Task("first", getpid), lambda e: None).result(timeout=15)
+        running = pool.submit(Task("sleeper", sleep_forever), lambda e: None)
+        time.sleep(0.2)
+        assert running.cancel() is True
+        with pytest.raises(PhaseError) as info:
+            running.result(timeout=15)
+        assert "'sleeper'" in str(info.value)
+        after = pool.submit(Task("after", getpid), lambda e: None).result(timeout=15)
+    finally:
+        pool.shutdown()
+    assert after != first
+
+
+def test_pending_tasks_run_after_a_busy_worker_frees_up() -> None:
+    pool = ProcessExecutor(max_workers=1)
+    try:
+        futures = [pool.submit(Task(f"t{i}", functools.partial(slow_pid, 0.01)),
+                               lambda e: None) for i in range(5)]
+        assert len({f.result(timeout=15) for f in futures}) == 1
+    finally:
+        pool.shutdown()
+
+
+# ── lazy start and shutdown ─────────────────────────────────────────────────
+
+
+def test_constructing_a_pool_starts_no_process() -> None:
+    before = descendants(os.getpid())
+    pool = ProcessExecutor(max_workers=2)
+    try:
+        assert descendants(os.getpid()) == before
+    finally:
+        pool.shutdown()
+    assert descendants(os.getpid()) == before
+
+
+def test_a_pipeline_that_never_uses_process_starts_none() -> None:
+    pipeline = Pipeline("threads", Phase("look", no_processes_here))
+    result = pipeline.run(executor="thread")
+    assert result.ok, result.state
+    assert result.results["look"] == set()
+
+
+def test_process_run_whose_phases_all_override_to_thread_starts_none() -> None:
+    pipeline = Pipeline("threads", Phase("look", no_processes_here, executor="thread"))
+    result = pipeline.run(executor="process")
+    assert result.ok, result.state
+    assert result.results["look"] == set()
+
+
+def test_shutdown_leaves_no_process_and_is_idempotent() -> None:
+    before = descendants(os.getpid())
+    pool = ProcessExecutor(max_workers=2)
+    futures = [pool.submit(Task(f"t{i}", getpid), lambda e: None) for i in range(4)]
+    workers = {f.result(timeout=15) for f in futures}
+    assert workers and not workers & before
+    pool.shutdown()
+    pool.shutdown()
+    assert not wait_until_gone(lambda: descendants(os.getpid()) - before)
+    with pytest.raises(RuntimeError):
+        pool.submit(Task("late", getpid), lambda e: None)
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
+def test_idle_workers_exit_on_shutdown_without_being_killed(start_method: str) -> None:
+    pool = ProcessExecutor(max_workers=2, start_method=start_method)
+    futures = [pool.submit(Task(f"t{i}", functools.partial(slow_pid, 0.1)), lambda e: None)
+               for i in range(2)]
+    assert len({f.result(timeout=15) for f in futures}) == 2
+    started = time.monotonic()
+    pool.shutdown()
+    # an idle worker exits when its task pipe closes; the fallback (SIGKILL after
+    # kill_grace + 5 s) must not be needed — with "fork", a worker that inherited
+    # another's task pipe would never see that EOF
+    assert time.monotonic() - started < 4
+
+
+def test_shutdown_with_cancel_stops_running_tasks() -> None:
+    pool = ProcessExecutor(max_workers=1, kill_grace=0.2)
+    running = pool.submit(Task("sleeper", sleep_forever), lambda e: None)
+    waiting = pool.submit(Task("waiting", getpid), lambda e: None)
+    time.sleep(0.2)
+    started = time.monotonic()
+    pool.shutdown(cancel=True)
+    assert time.monotonic() - started < 10
+    assert running.done()
+    assert waiting.cancelled()
+    with pytest.raises(PhaseError):
+        running.result(timeout=0)
+
+
+def test_two_pools_at_once_then_both_shut_down() -> None:
+    first, second = ProcessExecutor(max_workers=1), ProcessExecutor(max_workers=1)
+    try:
+        a = first.submit(Task("a", getpid), lambda e: None).result(timeout=15)
+        first.shutdown()
+        # the forkserver is shared: the first pool's shutdown must not break the second
+        b = second.submit(Task("b", getpid), lambda e: None).result(timeout=15)
+    finally:
+        first.shutdown()
+        second.shutdown()
+    assert a != b
+
+
+# ── __main__ ────────────────────────────────────────────────────────────────
+
+_SCRIPT = """\
+from phasewise import Phase, Pipeline
+
+print("module-level line", flush=True)
+
+
+def base():
+    return 21
+
+
+def double(context):
+    return context["base"] * 2
+
+
+pipeline = Pipeline("main-script", Phase("base", base),
+                    Phase("double", double, depends_on=["base"]))
+result = pipeline.run(executor="process", executor_options={options!r})
+print("result", result.status, result.results.get("double"), flush=True)
+"""
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_pipeline_in_main_of_an_unguarded_script(start_method: str, tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(_SCRIPT).format(options={"start_method": start_method}))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=25)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines.count("module-level line") == 1, done.stdout  # workers did not re-run it
+    assert lines.count("result completed 42") == 1, done.stdout + done.stderr
