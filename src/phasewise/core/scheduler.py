@@ -187,10 +187,12 @@ class PipelineRun:
     def _unsendable_phase(self) -> tuple[str, str] | None:
         """The first phase whose handler cannot be pickled for the executor it is bound
         for, with the reason; checked before any phase starts."""
+        checked: set[int] = set()  # phases often share a handler: pickle each one once
         for phase in self.pipeline.phases:
             executor = self.session.get(phase.executor)
-            if not getattr(executor, "crosses_processes", False):
+            if not getattr(executor, "crosses_processes", False) or id(phase.handler) in checked:
                 continue
+            checked.add(id(phase.handler))
             import cloudpickle
 
             try:
