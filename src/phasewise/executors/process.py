@@ -45,6 +45,7 @@ from phasewise.core.errors import (
     WorkerDied,
 )
 from phasewise.core.task import Task
+from phasewise.executors._killable import KillableFuture, signal_group, write_all
 from phasewise.executors._pickling import pickle_task
 
 __all__ = ["ProcessExecutor", "describe_exit", "raise_for_error"]
@@ -71,23 +72,6 @@ def raise_for_error(message: wire.Error, phase: str) -> PhaseError:
     return RemotePhaseError(message.type, message.message, message.traceback, phase)
 
 
-class _TaskFuture(Future):  # type: ignore[type-arg]
-    """A Future whose ``cancel()`` also stops a running task, by killing its worker."""
-
-    def __init__(self, pool: ProcessExecutor, phase: str) -> None:
-        super().__init__()
-        self._pool = pool
-        self.phase = phase
-
-    def cancel(self) -> bool:
-        if super().cancel():
-            return True
-        if self.done():
-            return False
-        self._pool._kill_task(self)
-        return True
-
-
 class _Worker:
     __slots__ = ("emit", "future", "kill_at", "process", "reader", "result_conn",
                  "result_fd", "sentinel", "task_conn", "task_fd")
@@ -98,7 +82,7 @@ class _Worker:
         self.task_fd, self.result_fd = task_conn.fileno(), result_conn.fileno()
         self.sentinel: int = process.sentinel
         self.reader = wire.FrameReader()
-        self.future: _TaskFuture | None = None
+        self.future: KillableFuture | None = None
         self.emit: Callable[[Any], None] | None = None
         self.kill_at: float | None = None  # when SIGTERM was sent, for the SIGKILL deadline
 
@@ -130,7 +114,7 @@ class ProcessExecutor:
         self._lock = threading.RLock()
         self._workers: list[_Worker] = []
         self._idle: deque[_Worker] = deque()
-        self._pending: deque[tuple[_TaskFuture, bytes, Callable[[Any], None]]] = deque()
+        self._pending: deque[tuple[KillableFuture, bytes, Callable[[Any], None]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._closed = False
@@ -139,7 +123,7 @@ class ProcessExecutor:
     # submitting
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
-        future = _TaskFuture(self, task.phase)
+        future = KillableFuture(task.phase, self._kill_task)
         pickled = pickle_task(task)
         if isinstance(pickled, SerializationError):
             future.set_exception(pickled)
@@ -177,7 +161,7 @@ class ProcessExecutor:
             worker.future, worker.emit = future, emit
             started.append(emit)
             try:
-                _write_all(worker.task_fd, frame)
+                write_all(worker.task_fd, frame)
             except OSError:
                 pass  # the worker died; its sentinel tells the manager, which fails the task
         return started
@@ -283,25 +267,23 @@ class ProcessExecutor:
                     f"parent: {type(exc).__name__}: {exc}", _phase(worker))
             else:
                 error = None
-            started = []
-            with self._lock:
-                worker.future, worker.emit = None, None
-                if worker.kill_at is None:
-                    self._idle.append(worker)
-                    started = self._dispatch()
-            _announce(started)
+            self._release(worker)
             if future is not None and not future.done():
                 future.set_exception(error) if error else future.set_result(value)
         elif isinstance(message, wire.Error):
-            started = []
-            with self._lock:
-                worker.future, worker.emit = None, None
-                if worker.kill_at is None:
-                    self._idle.append(worker)
-                    started = self._dispatch()
-            _announce(started)
+            self._release(worker)
             if future is not None and not future.done():
                 future.set_exception(raise_for_error(message, future.phase))
+
+    def _release(self, worker: _Worker) -> None:
+        """The worker has replied: it takes the next pending task, or waits idle."""
+        started = []
+        with self._lock:
+            worker.future, worker.emit = None, None
+            if worker.kill_at is None:
+                self._idle.append(worker)
+                started = self._dispatch()
+        _announce(started)
 
     def _on_death(self, worker: _Worker) -> None:
         self._read_frames(worker, until_eof=True)  # keep what it sent before dying
@@ -331,7 +313,7 @@ class ProcessExecutor:
 
     # killing
 
-    def _kill_task(self, future: _TaskFuture) -> None:
+    def _kill_task(self, future: KillableFuture) -> None:
         with self._lock:
             for worker in self._workers:
                 if worker.future is future:
@@ -344,7 +326,7 @@ class ProcessExecutor:
                 worker.kill_at = time.monotonic()
             if worker in self._idle:
                 self._idle.remove(worker)
-        _signal_group(worker.process.pid, sig)
+        signal_group(worker.process.pid, sig)
         self._wake()
 
     def _next_kill_deadline(self) -> float | None:
@@ -357,7 +339,7 @@ class ProcessExecutor:
             late = [w for w in self._workers
                     if w.kill_at is not None and now >= w.kill_at + self.kill_grace]
         for worker in late:
-            _signal_group(worker.process.pid, signal.SIGKILL)
+            signal_group(worker.process.pid, signal.SIGKILL)
 
     # shutting down
 
@@ -381,7 +363,7 @@ class ProcessExecutor:
         for worker in workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.exitcode is None:
-                _signal_group(worker.process.pid, signal.SIGKILL)
+                signal_group(worker.process.pid, signal.SIGKILL)
                 worker.process.join(1.0)
         self._wake()
         if self._manager is not None:
@@ -426,26 +408,6 @@ def _announce(started: list[Callable[[Any], None]]) -> None:
 
 def _phase(worker: _Worker) -> str:
     return worker.future.phase if worker.future is not None else "?"
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _signal_group(pid: int | None, sig: int) -> None:
-    """Signal the worker's process group (it and its children); the worker alone if the
-    group is not set up yet."""
-    if pid is None:
-        return
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _close_worker(worker: _Worker) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from phasewise.core import wire
 from phasewise.core.errors import SerializationError, WireError, WorkerDied
 from phasewise.core.task import Task
+from phasewise.executors._killable import KillableFuture, signal_group, write_all
 from phasewise.executors._pickling import pickle_task
 from phasewise.executors.process import describe_exit, raise_for_error
 
@@ -34,23 +35,13 @@ __all__ = ["SubprocessExecutor"]
 _SRC_DIR = str(Path(__file__).resolve().parents[2])  # the directory that holds phasewise/
 
 
-class _ChildFuture(Future):  # type: ignore[type-arg]
-    """A Future whose ``cancel()`` kills the running child's session."""
+class _ChildFuture(KillableFuture):
+    """A KillableFuture that knows its child process, once started."""
 
-    def __init__(self, owner: SubprocessExecutor, phase: str) -> None:
-        super().__init__()
-        self.owner = owner
-        self.phase = phase
+    def __init__(self, phase: str, kill: Callable[[KillableFuture], None]) -> None:
+        super().__init__(phase, kill)
         self.process: subprocess.Popen[bytes] | None = None
         self.killed = False
-
-    def cancel(self) -> bool:
-        if super().cancel():
-            return True
-        if self.done():
-            return False
-        self.owner._kill(self)
-        return True
 
 
 class SubprocessExecutor:
@@ -82,7 +73,7 @@ class SubprocessExecutor:
         self._closed = False
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
-        future = _ChildFuture(self, task.phase)
+        future = _ChildFuture(task.phase, self._kill)
         pickled = pickle_task(task)
         if isinstance(pickled, SerializationError):
             future.set_exception(pickled)
@@ -131,18 +122,18 @@ class SubprocessExecutor:
             self._kill(future)
         try:
             try:
-                _write_all(task_w, frame)
+                write_all(task_w, frame)
             except OSError:
                 pass  # the child died before reading; its exit status says why
             finally:
                 os.close(task_w)
             reply = self._read_replies(future, result_r, emit)
             if isinstance(reply, WireError):  # the task has failed: do not wait for the child
-                _signal_session(process.pid, signal.SIGKILL)
+                signal_group(process.pid, signal.SIGKILL)
         finally:
             os.close(result_r)
             process.wait()
-            _signal_session(process.pid, signal.SIGKILL)  # whatever the phase left behind
+            signal_group(process.pid, signal.SIGKILL)  # whatever the phase left behind
         if isinstance(reply, wire.Result):
             import cloudpickle
 
@@ -173,13 +164,14 @@ class SubprocessExecutor:
                 else:
                     reply = message
 
-    def _kill(self, future: _ChildFuture) -> None:
+    def _kill(self, future: KillableFuture) -> None:
+        assert isinstance(future, _ChildFuture)
         future.killed = True
         process = future.process
         if process is None or process.poll() is not None:
             return
-        _signal_session(process.pid, signal.SIGTERM)
-        timer = threading.Timer(self.kill_grace, _signal_session, (process.pid, signal.SIGKILL))
+        signal_group(process.pid, signal.SIGTERM)
+        timer = threading.Timer(self.kill_grace, signal_group, (process.pid, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
@@ -192,16 +184,3 @@ class SubprocessExecutor:
                 self._kill(future)
         for thread in threads:
             thread.join(self.kill_grace + 5.0 if cancel else None)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _signal_session(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
