@@ -7,6 +7,7 @@ as one short message without a traceback), 130 interrupted with Ctrl-C.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import nullcontext
 from typing import Any, NoReturn
@@ -131,7 +132,7 @@ def run(
     input, 130 interrupted.
     """
     from phasewise.cli.report import format_summary, json_document
-    from phasewise.cli.run import run_pipeline, stdout_to_stderr
+    from phasewise.cli.run import EXIT_INTERRUPTED, run_pipeline, stdout_to_stderr
 
     if max_workers is not None and max_workers < 1:
         raise BadInput(f"-j/--max-workers must be at least 1, got {max_workers}")
@@ -157,10 +158,13 @@ def run(
     except ExecutorOptionsError as exc:
         raise BadInput(str(exc)) from None
     result = outcome.result
-    progress.write("\n" + format_summary(result.state, interrupted=outcome.interrupted))
-    progress.flush()
-    if as_json:
-        click.echo(json_document(result.state, result.results))
+    try:
+        progress.write("\n" + format_summary(result.state, interrupted=outcome.interrupted))
+        progress.flush()
+        if as_json:
+            click.echo(json_document(result.state, result.results))
+    except KeyboardInterrupt:  # Ctrl-C again while reporting: the run is over anyway
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(outcome.exit_code)
 
 
@@ -212,7 +216,16 @@ def executors() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="phasewise")
+    try:
+        cli(prog_name="phasewise")
+    except SystemExit as exit_:
+        if exit_.code == 130:
+            # The run was interrupted and its workers are stopped. Leave now: a second
+            # Ctrl-C during interpreter shutdown would otherwise end us by SIGINT.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
 
 
 if __name__ == "__main__":

@@ -116,6 +116,7 @@ class PipelineRun:
         failed: str | None = None
         interrupted = False
         cancel_reason = ""
+        ended_cleanly = False
 
         yield Put(Action(A.PIPELINE_START, _now()))
         try:
@@ -179,9 +180,11 @@ class PipelineRun:
             if status is not None:
                 payload["status"] = status
             yield Put(Action(A.PIPELINE_COMPLETE, payload))
+            ended_cleanly = not (interrupted or cancel_reason)
         finally:
-            # not a yielded Call: this must also run when the generator is closed
-            self.session.shutdown(cancel=interrupted or bool(cancel_reason))
+            # Not a yielded Call: this must also run when the generator is closed. A run
+            # that did not end cleanly (Ctrl-C, fail_fast, an error) stops what still runs.
+            self.session.shutdown(cancel=not ended_cleanly)
         return self.results
 
     def _unsendable_phase(self) -> tuple[str, str] | None:

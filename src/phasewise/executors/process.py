@@ -24,6 +24,7 @@ process outlives a run. ``start_method="spawn"`` or ``"fork"`` can be asked for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -437,10 +438,23 @@ def _forkserver_users(delta: int) -> None:
         if _forkserver_count == 0:
             from multiprocess import forkserver, resource_tracker
 
-            stop = getattr(forkserver._forkserver, "_stop", None)
-            if stop is not None:
-                stop()
-            stop = getattr(resource_tracker._resource_tracker, "_stop", None)
-            if _tracker_is_ours and stop is not None:
-                stop()
+            _stop_helper(forkserver._forkserver, "_forkserver_pid")
+            if _tracker_is_ours:
+                _stop_helper(resource_tracker._resource_tracker, "_pid")
             _tracker_is_ours = False
+
+
+def _stop_helper(helper: Any, pid_attribute: str, seconds: float = 2.0) -> None:
+    """Stop a multiprocess helper process (forkserver, resource tracker) and reap it;
+    SIGKILL it if it has not gone within ``seconds``."""
+    stop = getattr(helper, "_stop", None)
+    if stop is None:
+        return
+    pid = getattr(helper, pid_attribute, None)
+    stopper = threading.Thread(target=stop, name="phasewise-stop-helper", daemon=True)
+    stopper.start()
+    stopper.join(seconds)
+    if stopper.is_alive() and pid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        stopper.join(seconds)

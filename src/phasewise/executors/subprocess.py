@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -182,5 +183,8 @@ class SubprocessExecutor:
         if cancel:
             for future in running:
                 self._kill(future)
+        deadline = time.monotonic() + self.kill_grace + 5.0
         for thread in threads:
-            thread.join(self.kill_grace + 5.0 if cancel else None)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for future in [f for f in running if not f.done()]:  # still running: no waiting
+            self._kill(future)
