@@ -345,37 +345,55 @@ class ProcessExecutor:
     # shutting down
 
     def shutdown(self, cancel: bool = False) -> None:
+        """Stop the pool: idle workers exit, running ones are killed (all, if ``cancel``).
+
+        Safe to interrupt: a Ctrl-C in the middle SIGKILLs every worker before it
+        propagates, and the forkserver is released whatever happens. Calling it again
+        with ``cancel=True`` kills whatever is still alive.
+        """
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
             pending, self._pending = list(self._pending), deque()
             workers = list(self._workers)
-        for future, _, _ in pending:
-            future.cancel()
-        for worker in workers:
-            if cancel or worker.future is not None:
-                self._kill_worker(worker)
-            try:
-                worker.task_conn.close()  # an idle worker exits at EOF
-            except OSError:
-                pass
-        deadline = time.monotonic() + self.kill_grace + 5.0
-        for worker in workers:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.exitcode is None:
-                signal_group(worker.process.pid, signal.SIGKILL)
-                worker.process.join(1.0)
-        self._wake()
-        if self._manager is not None:
-            self._manager.join(5.0)
-        else:
+        if not first and not cancel:
+            return
+        try:
+            for future, _, _ in pending:
+                future.cancel()
             for worker in workers:
-                _close_worker(worker)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-        if self.start_method != "fork":
-            _forkserver_users(-1)
+                if cancel or worker.future is not None:
+                    self._kill_worker(worker)
+                with contextlib.suppress(OSError):
+                    worker.task_conn.close()  # an idle worker exits at EOF
+            deadline = time.monotonic() + self.kill_grace + 5.0
+            for worker in workers:
+                worker.process.join(max(0.0, deadline - time.monotonic()))
+                if worker.process.exitcode is None:
+                    signal_group(worker.process.pid, signal.SIGKILL)
+                    worker.process.join(1.0)
+        except KeyboardInterrupt:
+            for worker in workers:
+                signal_group(worker.process.pid, signal.SIGKILL)
+            raise
+        finally:
+            if first:
+                self._release_pool(workers)
+
+    def _release_pool(self, workers: list[_Worker]) -> None:
+        """Stop the manager thread, close the pool's pipes, let go of the forkserver."""
+        try:
+            self._wake()
+            if self._manager is not None:
+                self._manager.join(5.0)
+            else:
+                for worker in workers:
+                    _close_worker(worker)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        finally:
+            if self.start_method != "fork":
+                _forkserver_users(-1)
 
 
 @contextmanager

@@ -180,11 +180,17 @@ class SubprocessExecutor:
         with self._lock:
             self._closed = True
             running, threads = list(self._running), list(self._threads)
-        if cancel:
+        try:
+            if cancel:
+                for future in running:
+                    self._kill(future)
+            deadline = time.monotonic() + self.kill_grace + 5.0
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:  # interrupted while stopping: stop everything now
             for future in running:
-                self._kill(future)
-        deadline = time.monotonic() + self.kill_grace + 5.0
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+                if future.process is not None:
+                    signal_group(future.process.pid, signal.SIGKILL)
+            raise
         for future in [f for f in running if not f.done()]:  # still running: no waiting
             self._kill(future)
