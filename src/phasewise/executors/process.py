@@ -366,7 +366,9 @@ class ProcessExecutor:
                     self._kill_worker(worker)
                 with contextlib.suppress(OSError):
                     worker.task_conn.close()  # an idle worker exits at EOF
-            deadline = time.monotonic() + self.kill_grace + 5.0
+            # An idle worker leaves at EOF on its task pipe, unless a process the user
+            # forked holds a copy of that pipe: wait a little, then kill it.
+            deadline = time.monotonic() + self.kill_grace + 1.0
             for worker in workers:
                 worker.process.join(max(0.0, deadline - time.monotonic()))
                 if worker.process.exitcode is None:
