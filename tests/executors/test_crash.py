@@ -19,13 +19,12 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import pytest
+from processes import all_pids, describe, marked, pid_is_gone, proc_stat, wait_until_gone
 
 from phasewise import Phase, PhasePolicy, Pipeline, PipelineResult
 from phasewise.core import actions as A
@@ -36,117 +35,9 @@ from phasewise.executors import ProcessExecutor
 # The subprocess executor's fresh interpreters cannot import this test module by name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
+pytestmark = pytest.mark.usefixtures("no_process_left")
+
 EXECUTORS = ["process", "subprocess"]
-MARK = "PHASEWISE_TEST_CRASH_MARK"
-REAP_SECONDS = 5.0
-
-
-# ── processes, from /proc ───────────────────────────────────────────────────
-
-
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """``(state, ppid, session)`` of ``pid``, or None if it does not exist."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1]), int(fields[3])
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process whose parent chain leads to ``pid`` (zombies included)."""
-    children: dict[int, list[int]] = {}
-    for p in _pids():
-        st = _stat(p)
-        if st is not None:
-            children.setdefault(st[1], []).append(p)
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def marked(token: str) -> set[int]:
-    """Processes whose environment carries ``MARK=token`` (orphans included)."""
-    needle = f"{MARK}={token}".encode()
-    found = set()
-    for p in _pids():
-        try:
-            environ = Path(f"/proc/{p}/environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            found.add(p)
-    return found - {os.getpid()}
-
-
-def alive(pids: set[int]) -> set[int]:
-    """The processes of ``pids`` still running, or dead but never reaped by this process.
-
-    An exited process whose parent is gone waits as a zombie until init reaps it (this
-    machine's init does so every couple of seconds): it runs nothing and is not counted.
-    """
-    me = os.getpid()
-    still = set()
-    for pid in pids:
-        st = _stat(pid)
-        if st is not None and (st[0] != "Z" or st[1] == me):
-            still.add(pid)
-    return still
-
-
-def wait_until_gone(find: Callable[[], set[int]], seconds: float = REAP_SECONDS) -> set[int]:
-    deadline = time.monotonic() + seconds
-    while True:
-        left = alive(find())
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.05)
-
-
-def describe(pids: set[int]) -> str:
-    out = []
-    for pid in sorted(pids):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            cmd = "?"
-        out.append(f"{pid} {_stat(pid)} {cmd}")
-    return "; ".join(out)
-
-
-def pid_is_gone(pid: int, seconds: float = REAP_SECONDS) -> bool:
-    """``os.kill(pid, 0)`` raises ProcessLookupError within ``seconds`` (time to be reaped)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-
-
-@pytest.fixture(autouse=True)
-def no_process_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Marks every process the test starts; after the test, none may be left."""
-    token = uuid.uuid4().hex
-    monkeypatch.setenv(MARK, token)
-    me = os.getpid()
-    before = descendants(me)
-    yield token
-    left = wait_until_gone(lambda: (descendants(me) - before) | marked(token))
-    assert not left, f"processes left behind: {describe(left)}"
 
 
 # ── handlers (module level, pickled by value) ───────────────────────────────
@@ -623,8 +514,8 @@ sys.exit(1)
 
 def _session(sid: int) -> set[int]:
     found = set()
-    for p in _pids():
-        st = _stat(p)
+    for p in all_pids():
+        st = proc_stat(p)
         if st is not None and st[2] == sid:
             found.add(p)
     return found

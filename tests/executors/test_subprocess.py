@@ -14,13 +14,13 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import pytest
+from processes import MARK, descendants, wait_until_gone
 
 from phasewise import Phase, Pipeline
 from phasewise.core import wire
@@ -31,80 +31,8 @@ from phasewise.executors import SubprocessExecutor
 # fresh interpreters cannot import this test module by name
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_process_left")]
 
-MARK = "PHASEWISE_TEST_SUBPROCESS_MARK"
-
-
-# ── processes, from /proc ───────────────────────────────────────────────────
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """``(state, ppid)`` of ``pid``, or None if it does not exist."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1])
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process whose parent chain leads to ``pid``."""
-    children: dict[int, list[int]] = {}
-    for p in _pids():
-        st = _stat(p)
-        if st is not None:
-            children.setdefault(st[1], []).append(p)
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def marked(token: str) -> set[int]:
-    """Processes whose environment carries ``MARK=token`` (orphans included)."""
-    needle = f"{MARK}={token}".encode()
-    found = set()
-    for p in _pids():
-        try:
-            if needle in Path(f"/proc/{p}/environ").read_bytes().split(b"\0"):
-                found.add(p)
-        except OSError:
-            continue
-    return found - {os.getpid()}
-
-
-def alive(pids: set[int]) -> set[int]:
-    """Running, or exited but left unreaped by this process (orphaned zombies wait for
-    init, and run nothing)."""
-    me = os.getpid()
-    return {p for p in pids if (st := _stat(p)) is not None and (st[0] != "Z" or st[1] == me)}
-
-
-def wait_until_gone(find: Callable[[], set[int]], seconds: float = 5.0) -> set[int]:
-    deadline = time.monotonic() + seconds
-    while (left := alive(find())) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
-
-
-@pytest.fixture(autouse=True)
-def no_process_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    token = uuid.uuid4().hex
-    monkeypatch.setenv(MARK, token)
-    before = descendants(os.getpid())
-    yield token
-    left = wait_until_gone(lambda: (descendants(os.getpid()) - before) | marked(token))
-    assert not left, f"processes left behind: {sorted(left)}"
 
 
 # ── handlers ────────────────────────────────────────────────────────────────
