@@ -14,7 +14,7 @@ from typing import Any
 from phasewise.core.errors import SerializationError
 from phasewise.core.task import Task
 
-__all__ = ["pickle_task"]
+__all__ = ["pickle_task", "run_frame"]
 
 _handler_bytes: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
@@ -60,6 +60,17 @@ def pickle_task(task: Task) -> tuple[bytes, bytes] | SerializationError:
                 culprit = f"context[{key!r}] (the result of phase {key!r}, a {kind})"
                 break
         return _error(task, culprit, exc)
+
+
+def run_frame(task: Task) -> bytes | SerializationError:
+    """The framed ``wire.Run`` message that sends ``task`` to a worker, or the error that
+    says what in it would not pickle."""
+    from phasewise.core import wire
+
+    pickled = pickle_task(task)
+    if isinstance(pickled, SerializationError):
+        return pickled
+    return wire.encode(wire.Run(task.phase, *pickled, task.capture_output))
 
 
 def _error(task: Task, culprit: str, exc: BaseException) -> SerializationError:

@@ -47,7 +47,7 @@ from phasewise.core.errors import (
 )
 from phasewise.core.task import Task
 from phasewise.executors._killable import KillableFuture, signal_group, write_all
-from phasewise.executors._pickling import pickle_task
+from phasewise.executors._pickling import run_frame
 
 __all__ = ["ProcessExecutor", "describe_exit", "raise_for_error"]
 
@@ -125,11 +125,10 @@ class ProcessExecutor:
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
         future = KillableFuture(task.phase, self._kill_task)
-        pickled = pickle_task(task)
-        if isinstance(pickled, SerializationError):
-            future.set_exception(pickled)
+        frame = run_frame(task)
+        if isinstance(frame, SerializationError):
+            future.set_exception(frame)
             return future
-        frame = wire.encode(wire.Run(task.phase, *pickled, task.capture_output))
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit to a ProcessExecutor after shutdown")

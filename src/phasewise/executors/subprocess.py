@@ -28,7 +28,7 @@ from phasewise.core import wire
 from phasewise.core.errors import SerializationError, WireError, WorkerDied
 from phasewise.core.task import Task
 from phasewise.executors._killable import KillableFuture, signal_group, write_all
-from phasewise.executors._pickling import pickle_task
+from phasewise.executors._pickling import run_frame
 from phasewise.executors.process import describe_exit, raise_for_error
 
 __all__ = ["SubprocessExecutor"]
@@ -75,11 +75,10 @@ class SubprocessExecutor:
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
         future = _ChildFuture(task.phase, self._kill)
-        pickled = pickle_task(task)
-        if isinstance(pickled, SerializationError):
-            future.set_exception(pickled)
+        frame = run_frame(task)
+        if isinstance(frame, SerializationError):
+            future.set_exception(frame)
             return future
-        frame = wire.encode(wire.Run(task.phase, *pickled, task.capture_output))
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot submit to a SubprocessExecutor after shutdown")
