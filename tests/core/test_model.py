@@ -160,6 +160,12 @@ def test_pipeline_rejects_non_phases() -> None:
         Pipeline("p", "not a phase")  # type: ignore[arg-type]
 
 
+def test_pipeline_name_must_come_first() -> None:
+    # Pipeline([...]) would otherwise be an empty pipeline named by a list
+    with pytest.raises(PipelineError, match="name must be a string"):
+        Pipeline([Phase("a", lambda: None)])  # type: ignore[arg-type]
+
+
 def test_pipeline_defaults() -> None:
     pipeline = Pipeline("p")
     assert pipeline.capture_output is False

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from phasewise.core.pvector import PVector
 
-# sizes around the 32-way tree's boundaries, and one past depth 2
-SIZES = st.one_of(st.integers(0, 70), st.sampled_from([1023, 1024, 1025, 32 * 32 * 32 + 1]))
+# sizes around the 64-way tree's boundaries, and one past depth 2
+SIZES = st.one_of(st.integers(0, 140), st.sampled_from([4095, 4096, 4097, 64 * 64 * 64 + 1]))
 
 
 @given(SIZES, st.data())

@@ -137,6 +137,11 @@ class Pipeline:
         capture_output: bool = False,
         fail_fast: bool = False,
     ) -> None:
+        if not isinstance(name, str):
+            raise PipelineError(
+                f"Pipeline(name, *phases): the name must be a string, got {name!r}; "
+                "pass the phases after it, e.g. Pipeline('build', *phases)"
+            )
         for p in phases:
             if not isinstance(p, Phase):
                 raise PipelineError(f"pipeline {name!r}: expected Phase objects, got {p!r}")
@@ -146,6 +151,8 @@ class Pipeline:
         self.fail_fast = fail_fast
         graph.validate([p.name for p in phases], {p.name: p.depends_on for p in phases})
         self._by_name = {p.name: p for p in self.phases}
+        self._order: tuple[str, ...] | None = None
+        self._wants_context: dict[str, bool] | None = None
 
     def __rshift__(self, phase: Phase) -> Pipeline:
         if isinstance(phase, Phase):
@@ -175,7 +182,15 @@ class Pipeline:
 
     def execution_order(self) -> list[str]:
         """Phase names level by level, sorted within a level."""
-        return [name for level in self.levels() for name in level]
+        if self._order is None:  # the pipeline never changes: work it out once
+            self._order = tuple(name for level in self.levels() for name in level)
+        return list(self._order)
+
+    def _context_wanted(self) -> dict[str, bool]:
+        """For each phase, whether its handler takes ``context`` (worked out once)."""
+        if self._wants_context is None:
+            self._wants_context = {p.name: p.wants_context for p in self.phases}
+        return self._wants_context
 
     def build_reducer(self) -> Callable[[PipelineState | None, Action], PipelineState]:
         """A pure ``reducer(state, action) -> PipelineState`` for this pipeline."""

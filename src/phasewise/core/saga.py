@@ -530,10 +530,7 @@ class SagaRunner:
             fut.cancel()
             raise EmitFailed(broken[0])
         if fut.done():  # finished inside submit (the inline executor): no round trip
-            exc = fut.exception()
-            if exc is not None:
-                raise exc
-            return fut.result()
+            return fut.result()  # raises the task's error
         task._wait, task._live = fut, live
         self._pending += 1
         fut.add_done_callback(lambda f: inbox.put((task, f)))

@@ -64,8 +64,7 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return error, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-def _now() -> float:
-    return time.monotonic()
+_now = time.monotonic
 
 
 class PipelineRun:
@@ -92,7 +91,7 @@ class PipelineRun:
         self.capture_output = capture_output
         self.fail_fast = fail_fast
         self.results = results if results is not None else {}
-        self._wants_context = {p.name: p.wants_context for p in pipeline.phases}
+        self._wants_context = pipeline._context_wanted()
         self._cancel_reason = ""
         self._crash: BaseException | None = None  # infrastructure error to re-raise
 
@@ -100,6 +99,7 @@ class PipelineRun:
 
     def saga(self) -> Saga:
         phases = self.pipeline.phases
+        phase_named = {p.name: p for p in phases}
         order = {name: i for i, name in enumerate(self.pipeline.execution_order())}
         waiting = {p.name: len(set(p.depends_on)) for p in phases}
         dependants: dict[str, list[str]] = {p.name: [] for p in phases}
@@ -120,8 +120,8 @@ class PipelineRun:
 
         yield Put(Action(A.PIPELINE_START, _now()))
         try:
-            if all(getattr(self.session.get(p.executor), "reports_start", False)
-                   for p in phases):
+            executors = [self.session.get(name) for name in {p.executor for p in phases}]
+            if all(getattr(executor, "reports_start", False) for executor in executors):
                 # Executors that queue tasks run at most max_workers at once and say when
                 # each begins; handing them a few more keeps their workers busy between
                 # two of our steps. Those waiting in a queue stay ``pending``.
@@ -135,7 +135,7 @@ class PipelineRun:
             try:
                 while True:
                     while ready and failed is None and not exclusive:
-                        phase = self.pipeline.phase(ready[0][1])
+                        phase = phase_named[ready[0][1]]
                         if not phase.parallel and running:
                             break  # an exclusive phase waits for the others to finish
                         if phase.parallel and len(running) >= self.in_flight:
@@ -143,7 +143,7 @@ class PipelineRun:
                         heapq.heappop(ready)
                         started.add(phase.name)
                         exclusive = not phase.parallel
-                        running[phase.name] = yield Fork(self._phase_saga, (phase, done))
+                        running[phase.name] = yield Fork(self._phase_saga(phase, done))
                     if not running:
                         break
                     name, outcome = yield Take(done)
@@ -190,10 +190,13 @@ class PipelineRun:
     def _unsendable_phase(self) -> tuple[str, str] | None:
         """The first phase whose handler cannot be pickled for the executor it is bound
         for, with the reason; checked before any phase starts."""
+        crossing = {name for name in {p.executor for p in self.pipeline.phases}
+                    if getattr(self.session.get(name), "crosses_processes", False)}
+        if not crossing:
+            return None
         checked: set[int] = set()  # phases often share a handler: pickle each one once
         for phase in self.pipeline.phases:
-            executor = self.session.get(phase.executor)
-            if not getattr(executor, "crosses_processes", False) or id(phase.handler) in checked:
+            if phase.executor not in crossing or id(phase.handler) in checked:
                 continue
             checked.add(id(phase.handler))
             import cloudpickle
@@ -277,13 +280,13 @@ class PipelineRun:
 
         def to_actions(event: Any) -> Iterable[Action]:
             if type(event) is Log:
-                stream = event.stream
-                for line in event.lines:
-                    yield Action(A.PHASE_LOG, {"name": name, "line": line, "stream": stream,
-                                               "timestamp": event.timestamp})
-            elif type(event) is Started:
-                yield Action(A.PHASE_START, {"name": name, "attempt": attempt,
-                                             "timestamp": event.timestamp})
+                stream, timestamp = event.stream, event.timestamp
+                return [Action(A.PHASE_LOG, {"name": name, "line": line, "stream": stream,
+                                             "timestamp": timestamp}) for line in event.lines]
+            if type(event) is Started:
+                return (Action(A.PHASE_START, {"name": name, "attempt": attempt,
+                                               "timestamp": event.timestamp}),)
+            return ()
 
         return to_actions
 

@@ -158,20 +158,19 @@ def make_reducer(
         return done / total_weight
 
     new_state = object.__new__
+    index_of = initial_index.get  # the same for every state of this pipeline
 
-    def with_status(
-        state: PipelineState, index: int, status: PhaseStatus, fields: dict[str, Any]
-    ) -> PipelineState:
+    def with_status(state: PipelineState, index: int, status: PhaseStatus) -> PipelineState:
+        """A copy of ``state`` with ``status`` at ``index``; the caller sets other fields."""
         new = new_state(PipelineState)
         d = new.__dict__
         d.update(state.__dict__)
-        fields["_vec"] = d["_vec"].set(index, status)
-        fields["_phases_tuple"] = None
-        d.update(fields)
+        d["_vec"] = d["_vec"].set(index, status)
+        d["_phases_tuple"] = None
         return new
 
     def log(state: PipelineState, payload: Mapping[str, Any]) -> PipelineState:
-        index = state.__dict__["_index"].get(payload.get("name"))
+        index = index_of(payload.get("name"))  # type: ignore[arg-type]
         if index is None:
             return state
         old = state.__dict__["_vec"][index]
@@ -184,65 +183,70 @@ def make_reducer(
         )
         logs = old.logs
         logs = (*logs[len(logs) - limit + 1 :], entry) if len(logs) >= limit else (*logs, entry)
-        return with_status(state, index, replace(old, logs=logs), {})
+        return with_status(state, index, replace(old, logs=logs))
 
     def phase_change(state: PipelineState, kind: str, payload: Mapping[str, Any]) -> PipelineState:
-        d = state.__dict__
         phase = payload.get("name")
-        index = d["_index"].get(phase)
+        index = index_of(phase)  # type: ignore[arg-type]
         if index is None:
             return state
+        d = state.__dict__
         old: PhaseStatus = d["_vec"][index]
         now = payload.get("timestamp") or time.monotonic()
-        fields: dict[str, Any] = {
-            "elapsed": (now - state.started_at) if state.started_at else state.elapsed
-        }
         if kind == A.PHASE_START:
-            new = replace(old, status="running", started_at=now,
-                          attempt=payload.get("attempt", 1))
-            fields["current_phase"] = phase
+            status = replace(old, status="running", started_at=now,
+                             attempt=payload.get("attempt", 1))
+        elif kind == A.PHASE_COMPLETE:
+            status = replace(
+                old, status="completed", error="",  # an earlier attempt's error is gone
+                cached=bool(payload.get("cached", False)),
+                elapsed=(now - old.started_at) if old.started_at and old.status in
+                ("running", "retrying") else old.elapsed,
+            )
         elif kind == A.PHASE_RETRY:
-            new = replace(old, status="retrying", error=str(payload.get("error", "")),
-                          attempt=payload.get("attempt", old.attempt))
+            status = replace(old, status="retrying", error=str(payload.get("error", "")),
+                             attempt=payload.get("attempt", old.attempt))
         else:
-            status = _ENDINGS[kind]
-            changes: dict[str, Any] = {"status": status}
+            changes: dict[str, Any] = {"status": _ENDINGS[kind]}
             if old.started_at and old.status in ("running", "retrying"):
                 changes["elapsed"] = now - old.started_at
-            if kind == A.PHASE_COMPLETE:
-                changes["cached"] = bool(payload.get("cached", False))
-                changes["error"] = ""  # an earlier attempt's error no longer stands
-            elif kind == A.PHASE_CANCELLED:
+            if kind == A.PHASE_CANCELLED:
                 changes["error"] = str(payload.get("reason", payload.get("error", "")))
             else:
                 changes["error"] = str(payload.get("error", ""))
                 if "traceback" in payload:
                     changes["traceback"] = str(payload["traceback"])
-            new = replace(old, **changes)
-            if kind == A.PHASE_FAILED:
-                fields["status"] = "failed"
-                fields["current_phase"] = phase
+            status = replace(old, **changes)
+        new = with_status(state, index, status)
+        nd = new.__dict__
+        started_at = d["started_at"]
+        nd["elapsed"] = (now - started_at) if started_at else d["elapsed"]
+        if kind == A.PHASE_START:
+            nd["current_phase"] = phase
+        elif kind == A.PHASE_FAILED:
+            nd["status"] = "failed"
+            nd["current_phase"] = phase
         # START / RETRY of a completed or skipped phase takes its weight back out
-        was, done = old.status in DONE_STATUSES, new.status in DONE_STATUSES
+        was, done = old.status in DONE_STATUSES, status.status in DONE_STATUSES
         if was != done and total_weight > 0:
-            delta = weights.get(phase, 1) / total_weight
-            progress = state.progress + (delta if done else -delta)
-            fields["progress"] = min(1.0, max(0.0, progress))
-        return with_status(state, index, new, fields)
+            delta = weights.get(phase, 1) / total_weight  # type: ignore[arg-type]
+            progress = d["progress"] + (delta if done else -delta)
+            nd["progress"] = min(1.0, max(0.0, progress))
+        return new
 
     def reducer(state: PipelineState | None, action: Action) -> PipelineState:
         kind = action.type
-        if kind == A.INIT or state is None:
+        if state is None or kind == A.INIT:
             state = initial()
             if kind == A.INIT:
                 return state
         payload = action.payload
         if type(payload) is not dict:
             payload = payload if isinstance(payload, Mapping) else {}
+        if kind in _PHASE_CHANGES:  # the common case first
+            return phase_change(state, kind, payload)
         if kind == A.PHASE_LOG:
             return log(state, payload)
-        if kind in _PHASE_CHANGES:
-            return phase_change(state, kind, payload)
         if kind == A.PIPELINE_START:
             started = action.payload if isinstance(action.payload, (int, float)) else None
             return _evolve(state, status="running", started_at=started or time.monotonic())

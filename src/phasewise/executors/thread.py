@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -54,35 +55,46 @@ class ThreadExecutor:
         self._prefix = thread_name_prefix
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._idle = 0
+        self._lock = threading.Lock()  # guards starting threads and closing
+        # One token per thread that finished a task and waits for the next. deque
+        # append/pop are atomic, so the hot path (submit, a task ending) takes no lock.
+        self._idle: deque[None] = deque()
         self._closed = False
         self._current: dict[threading.Thread, _ThreadFuture] = {}  # what each thread runs
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
+        if self._closed:
+            raise RuntimeError("cannot submit to a ThreadExecutor after shutdown")
         future = _ThreadFuture()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("cannot submit to a ThreadExecutor after shutdown")
-            if self._idle:
-                self._idle -= 1
-            elif len(self._threads) < self.max_workers:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._prefix}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
+        try:
+            self._idle.pop()  # an idle thread will take it
+        except IndexError:
+            if len(self._threads) < self.max_workers:
+                self._start_thread()
         self._queue.put((future, task, emit))
+        if self._closed:  # shut down from another thread meanwhile: nobody may take it
+            Future.cancel(future)
         return future
 
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._closed or len(self._threads) >= self.max_workers:
+                return
+            thread = threading.Thread(
+                target=self._work, name=f"{self._prefix}-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
     def _work(self) -> None:
-        get = self._queue.get
+        get, current, idle = self._queue.get, self._current, self._idle
+        me = threading.current_thread()
         while True:
             item = get()
             if item is None:
                 return
             future, task, emit = item
-            self._current[threading.current_thread()] = future
+            current[me] = future
             if future.set_running_or_notify_cancel():
                 emit(Started(time.monotonic()))
                 try:
@@ -92,9 +104,8 @@ class ThreadExecutor:
                 else:
                     future.set_result(result)
             del item, future, task, emit
-            self._current.pop(threading.current_thread(), None)
-            with self._lock:
-                self._idle += 1
+            current.pop(me, None)
+            idle.append(None)
 
     def shutdown(self, cancel: bool = False) -> None:
         with self._lock:
