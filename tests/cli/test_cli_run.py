@@ -384,12 +384,18 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.actions: list[tuple[str, str | None, str]] = []
 
     @phasewise.hookimpl
     def phasewise_run_start(self, pipeline: Any, store: Any, executor: str) -> None:
         seen: list[str] = []
         store.subscribe(lambda: seen.append(store.state.status))
         self.calls.append(("start", (pipeline.name, executor, seen)))
+
+    @phasewise.hookimpl
+    def phasewise_action(self, pipeline: Any, action: Any, state: Any) -> None:
+        self.actions.append((action.type, (action.payload or {}).get("name")
+                             if isinstance(action.payload, dict) else None, state.status))
 
     @phasewise.hookimpl
     def phasewise_run_finish(self, pipeline: Any, result: Any) -> None:
@@ -428,6 +434,12 @@ def test_run_hooks_are_called_around_the_run(
     assert executor == "inline"
     assert seen[-1] == status  # the hook's listener saw the whole run
     assert (final, got) == (status, results)
+    # phasewise_action saw every action, with the state it produced
+    kinds = [kind for kind, _, _ in recorder.actions]
+    assert kinds[0] == "@@PIPELINE_START" and kinds[-1] == "@@PIPELINE_COMPLETE"
+    assert recorder.actions[-1][2] == status
+    started = {name for kind, name, _ in recorder.actions if kind == "@@PHASE_START"}
+    assert set(results) <= started
 
 
 @pytest.mark.timeout(30)

@@ -4,7 +4,8 @@
 
     Store(pipeline.build_reducer())
       ├─ reporter (store.observe) ──▶ progress lines on the stream it was given
-      └─ plugins' listeners   (phasewise_run_start receives the store)
+      ├─ plugins' listeners   (phasewise_run_start receives the store)
+      └─ phasewise_action(pipeline, action, state)   (if any plugin implements it)
     pipeline.run(store=store, ...)  ─▶  PipelineResult (or KeyboardInterrupt)
     phasewise_run_finish(result)    ─▶  summary, exit code
 """
@@ -73,6 +74,11 @@ def run_pipeline(
     reporter.attach(store)
     hook = plugin_manager().hook
     hook.phasewise_run_start(pipeline=pipeline, store=store, executor=executor)
+    if hook.phasewise_action.get_hookimpls():  # a hook call per action only if wanted
+        store.observe(
+            lambda action: hook.phasewise_action(pipeline=pipeline, action=action,
+                                                 state=store.state)
+        )
     interrupted = False
     results: dict[str, Any] = {}
     try:

@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING, Any
 from phasewise.plugins.markers import hookspec
 
 if TYPE_CHECKING:
+    from phasewise.core.actions import Action
     from phasewise.core.model import Pipeline, PipelineResult
+    from phasewise.core.state import PipelineState
     from phasewise.core.store import Store
 
-__all__ = ["phasewise_executors", "phasewise_run_finish", "phasewise_run_start"]
+__all__ = [
+    "phasewise_action",
+    "phasewise_executors",
+    "phasewise_run_finish",
+    "phasewise_run_start",
+]
 
 # ── registration ────────────────────────────────────────────────────────────
 
@@ -42,8 +49,19 @@ def phasewise_run_start(pipeline: Pipeline, store: Store, executor: str) -> None
     """A run of ``pipeline`` is about to start on ``executor`` (from the CLI).
 
     :param store: the run's Store; ``store.observe(callback)`` calls ``callback(action)``
-        after every action is reduced, as it happens (this is how a reporter sees each
-        action; there is no per-action hook, which would cost a hook call per log line).
+        after every action is reduced, as it happens.
+
+    Every implementation is called; return values are ignored.
+    """
+
+
+@hookspec
+def phasewise_action(pipeline: Pipeline, action: Action, state: PipelineState) -> None:
+    """``action`` has just been reduced into ``state``, during a run started by the CLI.
+
+    Called from whichever thread dispatched the action (a phase's log lines arrive from
+    executor threads), in dispatch order; return quickly. Only plugins that implement
+    this hook cost anything: with none, the CLI does not observe actions for it.
 
     Every implementation is called; return values are ignored.
     """
