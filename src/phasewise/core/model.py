@@ -151,8 +151,7 @@ class Pipeline:
         self.fail_fast = fail_fast
         graph.validate([p.name for p in phases], {p.name: p.depends_on for p in phases})
         self._by_name = {p.name: p for p in self.phases}
-        self._order: tuple[str, ...] | None = None
-        self._wants_context: dict[str, bool] | None = None
+        self._derived: dict[str, Any] = {}
 
     def __rshift__(self, phase: Phase) -> Pipeline:
         if isinstance(phase, Phase):
@@ -182,24 +181,31 @@ class Pipeline:
 
     def execution_order(self) -> list[str]:
         """Phase names level by level, sorted within a level."""
-        if self._order is None:  # the pipeline never changes: work it out once
-            self._order = tuple(name for level in self.levels() for name in level)
-        return list(self._order)
+        order = self._cached("order", lambda: tuple(n for level in self.levels() for n in level))
+        return list(order)
 
-    def _context_wanted(self) -> dict[str, bool]:
-        """For each phase, whether its handler takes ``context`` (worked out once)."""
-        if self._wants_context is None:
-            self._wants_context = {p.name: p.wants_context for p in self.phases}
-        return self._wants_context
+    def _cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, worked out once per pipeline and kept under ``key``.
+
+        A pipeline never changes after construction, so what runs derive from it (the
+        execution order, the reducer, the scheduler's dependency counts) is computed on
+        the first run and reused by the next ones.
+        """
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = compute()
+            return value
 
     def build_reducer(self) -> Callable[[PipelineState | None, Action], PipelineState]:
-        """A pure ``reducer(state, action) -> PipelineState`` for this pipeline."""
-        return make_reducer(
+        """A pure ``reducer(state, action) -> PipelineState`` for this pipeline (the same
+        function every time: it keeps no state of its own)."""
+        return self._cached("reducer", lambda: make_reducer(
             self.name,
             [p.name for p in self.phases],
             {p.name: p.weight for p in self.phases},
             {p.name: p.max_logs for p in self.phases},
-        )
+        ))
 
     def build_saga(
         self,

@@ -520,16 +520,17 @@ class SagaRunner:
 
         executor = effect.executor
         self._executors[executor] = None
-        if not getattr(executor, "reports_start", False):
+        queues = getattr(executor, "reports_start", False)
+        if not queues:
             emit(Started(time.monotonic()))  # it starts now, as far as we can tell
-        if broken:
-            raise EmitFailed(broken[0])
+            if broken:
+                raise EmitFailed(broken[0])
         fut: Future[Any] = executor.submit(effect.task, emit)
         box.append(fut)
         if broken:
             fut.cancel()
             raise EmitFailed(broken[0])
-        if fut.done():  # finished inside submit (the inline executor): no round trip
+        if not queues and fut.done():  # finished inside submit (inline): no round trip
             return fut.result()  # raises the task's error
         task._wait, task._live = fut, live
         self._pending += 1

@@ -67,6 +67,33 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
 _now = time.monotonic
 
 
+def _wants_context(pipeline: Pipeline) -> dict[str, bool]:
+    """Phase name -> whether its handler takes ``context`` (phases often share a handler)."""
+    by_handler: dict[int, bool] = {}
+    out = {}
+    for p in pipeline.phases:
+        key = id(p.handler)
+        if key not in by_handler:
+            by_handler[key] = p.wants_context
+        out[p.name] = by_handler[key]
+    return out
+
+
+class _Plan:
+    """What scheduling needs to know about a pipeline's graph, worked out once for it."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        phases = pipeline.phases
+        self.in_order = [pipeline.phase(name) for name in pipeline.execution_order()]
+        self.order = {p.name: i for i, p in enumerate(self.in_order)}
+        self.waiting = {p.name: len(set(p.depends_on)) for p in phases}
+        self.dependants: dict[str, list[str]] = {p.name: [] for p in phases}
+        for p in phases:
+            for dep in set(p.depends_on):
+                self.dependants[dep].append(p.name)
+        self.ready = sorted(self.order[p.name] for p in phases if self.waiting[p.name] == 0)
+
+
 class PipelineRun:
     """One run of a pipeline; ``saga()`` is what the Store runs."""
 
@@ -91,7 +118,8 @@ class PipelineRun:
         self.capture_output = capture_output
         self.fail_fast = fail_fast
         self.results = results if results is not None else {}
-        self._wants_context = pipeline._context_wanted()
+        self._wants_context: dict[str, bool] = pipeline._cached(
+            "wants_context", lambda: _wants_context(pipeline))
         self._cancel_reason = ""
         self._crash: BaseException | None = None  # infrastructure error to re-raise
 
@@ -99,15 +127,10 @@ class PipelineRun:
 
     def saga(self) -> Saga:
         phases = self.pipeline.phases
-        phase_named = {p.name: p for p in phases}
-        order = {name: i for i, name in enumerate(self.pipeline.execution_order())}
-        waiting = {p.name: len(set(p.depends_on)) for p in phases}
-        dependants: dict[str, list[str]] = {p.name: [] for p in phases}
-        for p in phases:
-            for dep in set(p.depends_on):
-                dependants[dep].append(p.name)
-        ready = [(order[p.name], p.name) for p in phases if waiting[p.name] == 0]
-        heapq.heapify(ready)
+        plan: _Plan = self.pipeline._cached("schedule", lambda: _Plan(self.pipeline))
+        in_order, order, dependants = plan.in_order, plan.order, plan.dependants
+        waiting = dict(plan.waiting)  # counts down as dependencies complete
+        ready = list(plan.ready)  # a heap of positions in the execution order
 
         done = Channel()
         running: dict[str, SagaTask] = {}
@@ -135,7 +158,7 @@ class PipelineRun:
             try:
                 while True:
                     while ready and failed is None and not exclusive:
-                        phase = phase_named[ready[0][1]]
+                        phase = in_order[ready[0]]
                         if not phase.parallel and running:
                             break  # an exclusive phase waits for the others to finish
                         if phase.parallel and len(running) >= self.in_flight:
@@ -153,7 +176,7 @@ class PipelineRun:
                         for child in dependants[name]:
                             waiting[child] -= 1
                             if waiting[child] == 0:
-                                heapq.heappush(ready, (order[child], child))
+                                heapq.heappush(ready, order[child])
                     elif outcome == "crashed":
                         yield from self._cancel_all(running, done, "cancelled: the run broke")
                         raise self._crash or RuntimeError(f"phase {name!r} crashed")
@@ -225,13 +248,13 @@ class PipelineRun:
         outcome = "failed"
         try:
             context = self._context(phase)
+            executor = self.session.get(phase.executor)  # started before the first phase
             attempt = 0
             while True:
                 attempt += 1
                 task = Task(name, phase.handler, context, attempt=attempt,
                             capture_output=self.capture_output, timeout=phase.timeout)
                 try:
-                    executor = self.session.get(phase.executor)
                     result = yield Execute(task, executor, self._event_actions(name, attempt))
                 except SagaCancelled:
                     raise

@@ -157,14 +157,14 @@ def make_reducer(
         done = sum(weights.get(p.name, 1) for p in vec if p.status in DONE_STATUSES)
         return done / total_weight
 
-    new_state = object.__new__
+    new_state, set_dict = object.__new__, object.__setattr__
     index_of = initial_index.get  # the same for every state of this pipeline
 
     def with_status(state: PipelineState, index: int, status: PhaseStatus) -> PipelineState:
         """A copy of ``state`` with ``status`` at ``index``; the caller sets other fields."""
         new = new_state(PipelineState)
-        d = new.__dict__
-        d.update(state.__dict__)
+        d = state.__dict__.copy()
+        set_dict(new, "__dict__", d)
         d["_vec"] = d["_vec"].set(index, status)
         d["_phases_tuple"] = None
         return new
