@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import mmap
 import struct
+import tracemalloc
 import typing
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phasewise.core import wire
@@ -175,3 +177,176 @@ def test_frame_reader_returns_bytes_not_views_into_its_buffer() -> None:
     reader.feed(wire.encode(wire.Result(b"bbbb")))
     assert isinstance(first[0], bytes)
     assert wire.decode(first[0]) == wire.Result(b"aaaa")
+
+
+def test_frame_reader_hands_out_a_large_body_as_a_bytearray_of_its_own() -> None:
+    message = wire.Log("stdout", ["x" * wire.LARGE_FRAME], 1.0)
+    reader = wire.FrameReader()
+    (body,) = reader.feed(wire.encode(message))
+    assert isinstance(body, bytearray)
+    assert wire.decode(body) == message
+
+
+def test_frame_reader_allocates_only_as_bytes_arrive() -> None:
+    """A header announcing 4 GB (garbage, say) costs nothing until the bytes come."""
+    reader = wire.FrameReader()
+    tracemalloc.start()
+    try:
+        assert reader.feed(struct.pack(">I", wire.MAX_FRAME) + b"x" * 1000) == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert reader.pending == 4 + 1000
+    assert reader.expected == 4 + wire.MAX_FRAME
+
+
+# ── large results: encode_parts and MessageReader ───────────────────────────
+
+
+def _pattern(size: int, seed: int = 0) -> bytes:
+    return bytes((seed + i) % 251 for i in range(256)) * (size // 256) + b"z" * (size % 256)
+
+
+def _join(parts: list[bytes | memoryview]) -> bytes:
+    return b"".join(bytes(part) for part in parts)
+
+
+def _same(received: wire.Message, sent: wire.Message) -> bool:
+    """Equal messages; a Result's payload and buffers compared by content."""
+    if not isinstance(sent, wire.Result):
+        return received == sent
+    return (isinstance(received, wire.Result)
+            and bytes(received.payload) == bytes(sent.payload)
+            and [bytes(b) for b in received.buffers] == [bytes(b) for b in sent.buffers])
+
+
+@pytest.mark.parametrize("message", [
+    *EXAMPLES,
+    wire.Result(b"p" * (wire.LARGE_FRAME - 1)),
+    wire.Log("stdout", ["x" * wire.LARGE_FRAME], 1.0),
+], ids=lambda m: type(m).__name__)
+def test_encode_parts_sends_small_results_and_other_messages_whole(message: wire.Message) -> None:
+    assert wire.encode_parts(message) == [wire.encode(message)]
+
+
+def test_encode_parts_sends_buffers_themselves_not_copies() -> None:
+    first, second = bytearray(_pattern(wire.LARGE_FRAME)), bytearray(_pattern(100_000, 1))
+    parts = wire.encode_parts(wire.Result(b"pickle", (first, second)))
+    views = [p for p in parts if isinstance(p, memoryview)]
+    assert [view.obj for view in views[1:]] == [first, second]
+
+
+@pytest.mark.parametrize("message", [
+    wire.Result(_pattern(wire.LARGE_FRAME)),  # a large pickle alone
+    wire.Result(b"\x80\x05N.", (_pattern(300_000),)),
+    wire.Result(b"\x80\x05N.", (_pattern(70_000), b"", b"tiny", _pattern(1 << 20, 7))),
+    wire.Result(_pattern(200_000), tuple(_pattern(wire.LARGE_FRAME, i) for i in range(20))),
+], ids=["large-pickle", "one-buffer", "mixed-buffers", "many-buffers"])
+def test_a_result_in_blocks_comes_back_whole(message: wire.Result) -> None:
+    parts = wire.encode_parts(message)
+    assert len(parts) > 1
+    reader = wire.MessageReader()
+    (received,) = reader.feed(_join(parts))
+    assert _same(received, message)
+    assert reader.pending == 0
+
+
+def test_received_buffers_are_writable_and_share_no_memory() -> None:
+    message = wire.Result(b"x", (_pattern(wire.LARGE_FRAME), b"small", _pattern(100_000)))
+    (received,) = wire.MessageReader().feed(_join(wire.encode_parts(message)))
+    assert isinstance(received, wire.Result)
+    buffers = [memoryview(b) for b in received.buffers]
+    assert not any(b.readonly for b in buffers)
+    for b in buffers:
+        b[:1] = b"\xff"
+    assert [bytes(b[1:]) for b in buffers] == [bytes(b[1:]) for b in message.buffers]
+
+
+def test_a_very_large_block_comes_back_whole_and_writable() -> None:
+    """40 MB: memory the reader maps itself, rather than malloc's (see wire._allocate)."""
+    block = _pattern(40 << 20)
+    (received,) = wire.MessageReader().feed(_join(wire.encode_parts(wire.Result(b"x", (block,)))))
+    assert isinstance(received, wire.Result)
+    (buffer,) = received.buffers
+    assert buffer == block
+    view = memoryview(buffer)
+    view[-1] = 0
+    assert view[-1] == 0
+
+
+def test_a_large_block_is_read_in_place() -> None:
+    """Once its header is in, the whole rest of a large block is offered to one read."""
+    size = 3 * wire.FrameReader.SIZE
+    parts = wire.encode_parts(wire.Result(b"x", (_pattern(size),)))
+    stream = _join(parts)
+    reader = wire.MessageReader()
+    before_block = len(stream) - size
+    assert list(reader.feed(stream[: before_block + 10])) == []
+    target = reader.buffer()
+    assert len(target) == size - 10
+    target[:] = stream[before_block + 10 :]
+    (received,) = reader.filled(len(target))
+    assert _same(received, wire.Result(b"x", (_pattern(size),)))
+
+
+_large_or_small = st.one_of(
+    _messages,
+    st.builds(lambda n, k, seed: wire.Result(
+        _pattern(n, seed), tuple(_pattern(wire.LARGE_FRAME + 97 * i, seed + i) for i in range(k))),
+        st.integers(0, 100_000), st.integers(0, 3), st.integers(0, 250)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(messages=st.lists(_large_or_small, max_size=6), data=st.data())
+def test_message_reader_returns_exactly_the_messages_for_any_reads(
+    messages: list[wire.Message], data: st.DataObject
+) -> None:
+    stream = b"".join(_join(wire.encode_parts(m)) for m in messages)
+    reader, received, at = wire.MessageReader(), [], 0
+    while at < len(stream):
+        target = reader.buffer()
+        n = min(len(target), len(stream) - at, data.draw(st.sampled_from([1, 5, 4096, 1 << 20])))
+        target[:n] = stream[at : at + n]
+        at += n
+        received.extend(reader.filled(n))
+    assert len(received) == len(messages)
+    assert all(_same(r, m) for r, m in zip(received, messages, strict=True))
+    assert reader.pending == 0
+
+
+def test_a_block_of_the_wrong_size_is_a_malformed_frame() -> None:
+    parts = wire.encode_parts(wire.Result(b"x", (_pattern(wire.LARGE_FRAME),)))
+    head_and_pickle = _join(parts[:3])  # [head frame, pickle's header, pickle, …]
+    wrong = struct.pack(">I", 10) + b"0123456789"
+    with pytest.raises(WireError, match="malformed frame"):
+        wire.MessageReader().feed(head_and_pickle + wrong)
+
+
+def test_only_a_message_reader_takes_a_result_in_blocks() -> None:
+    head = wire.encode_parts(wire.Result(_pattern(wire.LARGE_FRAME)))[0]
+    with pytest.raises(WireError, match="malformed frame"):
+        wire.decode(_body(bytes(head)))
+
+
+@pytest.mark.parametrize("cut", [2, 10, 40, 5000, -1])
+def test_a_result_cut_short_is_pending_and_says_how_large_it_was(cut: int) -> None:
+    parts = wire.encode_parts(wire.Result(b"x", (_pattern(100_000),)))
+    stream, head = _join(parts), len(parts[0])
+    sent = stream[:cut]
+    reader = wire.MessageReader()
+    assert list(reader.feed(sent)) == []
+    assert reader.pending == len(sent)
+    # as far as is known: the first frame's size, until it is in and announces the blocks
+    assert reader.expected == (None if len(sent) < 4 else head if len(sent) < head
+                               else len(stream))
+
+
+def test_encode_parts_refuses_a_block_over_the_frame_limit() -> None:
+    huge = mmap.mmap(-1, wire.MAX_FRAME + 1, prot=mmap.PROT_READ)  # address space only
+    try:
+        with pytest.raises(WireError, match="more than a frame carries"):
+            wire.encode_parts(wire.Result(b"x", (memoryview(huge),)))
+    finally:
+        huge.close()

@@ -14,6 +14,7 @@ process), never through timing; every wait is bounded.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import tempfile
 import threading
@@ -87,6 +88,28 @@ def const(value: Any) -> Any:
 
 def fail(message: str) -> None:
     raise ValueError(message)
+
+
+def pattern(size: int, seed: int = 0) -> bytes:
+    return bytes((seed + i) % 251 for i in range(251)) * (size // 251) + b"z" * (size % 251)
+
+
+class Columns:
+    """Pickles (protocol 5) its columns as out-of-band buffers, as numpy arrays do."""
+
+    def __init__(self, *columns: Any) -> None:
+        self.columns = columns
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return Columns, tuple(pickle.PickleBuffer(c) for c in self.columns)
+
+
+def make_columns(*sizes: int) -> Columns:
+    return Columns(*(bytearray(pattern(size, seed)) for seed, size in enumerate(sizes)))
+
+
+def column_sums(context: dict[str, Any]) -> list[int]:
+    return [sum(memoryview(c)) for c in context["columns"].columns]
 
 
 def echo_context(context):
@@ -512,6 +535,45 @@ def test_results_and_counts(executor: str) -> None:
     assert result.results == {"a_ok": "A", "b_skip": None, "c_ok": {"c": [1, 2]}}
     assert result.counts == {"completed": 2, "skipped": 1, "failed": 1, "cancelled": 1}
     assert sum(result.counts.values()) == len(pipeline.phases)
+
+
+# ── large results ───────────────────────────────────────────────────────────
+
+
+def test_large_results_come_back_intact(executor: str) -> None:
+    size = 5 << 20
+    pipeline = Pipeline(
+        "large",
+        Phase("bytes", partial(pattern, size)),
+        Phase("bytearray", partial(bytearray, size)),
+        Phase("list", partial(const, [pattern(300_000, i) for i in range(3)])),
+    )
+    result = pipeline.run(executor=executor)
+    assert result.ok, result.state
+    assert result.results["bytes"] == pattern(size)
+    assert result.results["bytearray"] == bytearray(size)
+    assert type(result.results["bytearray"]) is bytearray
+    assert result.results["list"] == [pattern(300_000, i) for i in range(3)]
+
+
+def test_buffers_pickled_out_of_band_come_back_intact_and_writable(executor: str) -> None:
+    sizes = (3 << 20, 0, 100, 70_000, 1 << 20)
+    pipeline = Pipeline(
+        "columns",
+        Phase("columns", partial(make_columns, *sizes)),
+        Phase("sums", column_sums, depends_on="columns"),  # and on, to another worker
+    )
+    result = pipeline.run(executor=executor)
+    assert result.ok, result.state
+    got = result.results["columns"]
+    expected = make_columns(*sizes)
+    assert [bytes(c) for c in got.columns] == [bytes(c) for c in expected.columns]
+    assert result.results["sums"] == [sum(c) for c in expected.columns]
+    for column in got.columns:
+        view = memoryview(column)
+        assert not view.readonly  # as the worker's were (a numpy array stays writable)
+        if view.nbytes:
+            view[0] = 255
 
 
 # ── property: every phase exactly once, dependencies first ─────────────────

@@ -13,7 +13,9 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import pickle
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -121,12 +123,44 @@ def prints_then_dies() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def malformed_frame() -> None:
+def result_fd() -> int:
+    """The worker's end of the pipe its frames go to, found in ``serve``'s frame."""
     frame = sys._getframe()
     while frame is not None and frame.f_code.co_name != "serve":
         frame = frame.f_back
     assert frame is not None, "not running under phasewise.executors.worker.serve"
-    os.write(frame.f_locals["write_fd"], b"\x00\x00\x00\x02\xc1\xc1")
+    return int(frame.f_locals["write_fd"])
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def malformed_frame() -> None:
+    os.write(result_fd(), b"\x00\x00\x00\x02\xc1\xc1")
+    time.sleep(10)
+
+
+def large_result_frames(size: int) -> bytes:
+    """A Result with one out-of-band buffer of ``size`` bytes, as the worker sends it."""
+    from phasewise.core import wire
+
+    parts = wire.encode_parts(wire.Result(pickle.dumps(None), (bytes(size),)))
+    return b"".join(bytes(part) for part in parts)
+
+
+def dies_sending_a_large_result(size: int, sent: int) -> None:
+    """Sends the first ``sent`` bytes of a large result, then dies."""
+    write_all(result_fd(), large_result_frames(size)[:sent])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sends_a_block_of_the_wrong_size(size: int) -> None:
+    frames = large_result_frames(size)
+    head = frames[: len(frames) - size - 4]  # all but the buffer's frame
+    write_all(result_fd(), head + struct.pack(">I", 3) + b"abc")
     time.sleep(10)
 
 
@@ -241,6 +275,29 @@ def test_malformed_frame_fails_the_task_with_a_clear_error(executor: str) -> Non
     started = time.monotonic()
     result = run_one(executor, Phase("garbler", malformed_frame))
     assert_failed(result, "garbler", "malformed frame")
+    assert time.monotonic() - started < 8, "the run waited for the worker instead of failing"
+    assert_still_works(executor)
+
+
+@deadline
+@crash
+def test_death_in_the_middle_of_a_large_result_names_the_signal(executor: str) -> None:
+    size, sent = 8 << 20, 3 << 20
+    phase = Phase("halfway", functools.partial(dies_sending_a_large_result, size, sent))
+    result = run_one(executor, phase)
+    assert_failed(result, "halfway", "SIGKILL",
+                  f"it had sent {sent} of the {len(large_result_frames(size))} bytes")
+    assert_still_works(executor)
+
+
+@deadline
+@crash
+def test_a_result_block_of_the_wrong_size_fails_the_task_with_a_clear_error(
+        executor: str) -> None:
+    started = time.monotonic()
+    result = run_one(executor, Phase("misfit", functools.partial(
+        sends_a_block_of_the_wrong_size, 1 << 20)))
+    assert_failed(result, "misfit", "malformed frame", "of 1048576 bytes, was due")
     assert time.monotonic() - started < 8, "the run waited for the worker instead of failing"
     assert_still_works(executor)
 

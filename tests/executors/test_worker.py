@@ -8,12 +8,15 @@ there).
 
 from __future__ import annotations
 
+import mmap
 import os
+import pickle
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ import cloudpickle
 import pytest
 
 from phasewise.core import wire
+from phasewise.executors._pickling import load_result
 from phasewise.executors.worker import MAX_LINE, serve
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -53,6 +57,25 @@ def _helper_that_raises() -> None:
 
 def returns_lock() -> Any:
     return threading.Lock()
+
+
+class Columns:
+    """Pickles (protocol 5) its columns as out-of-band buffers, as numpy arrays do."""
+
+    def __init__(self, *columns: Any) -> None:
+        self.columns = columns
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return Columns, tuple(pickle.PickleBuffer(c) for c in self.columns)
+
+
+def columns(*sizes: int) -> Columns:
+    return Columns(*(bytearray([i % 256]) * size for i, size in enumerate(sizes)))
+
+
+def over_the_frame_limit() -> Columns:
+    """A column one byte over what a frame carries: address space only, never read."""
+    return Columns(memoryview(mmap.mmap(-1, wire.MAX_FRAME + 1, prot=mmap.PROT_READ)))
 
 
 def chatty() -> str:
@@ -99,12 +122,12 @@ def run_frame(phase: str, handler: Callable[..., Any], context: Any = None, *,
 
 
 def read_all(fd: int) -> list[wire.Message]:
-    reader, messages = wire.FrameReader(), []
+    reader, messages = wire.MessageReader(), []
     while True:
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             break
-        messages.extend(wire.decode(body) for body in reader.feed(chunk))
+        messages.extend(reader.feed(chunk))
     assert reader.pending == 0
     return messages
 
@@ -185,10 +208,31 @@ def logs(messages: list[wire.Message], stream: str | None = None) -> list[str]:
 
 def value(message: wire.Message) -> Any:
     assert isinstance(message, wire.Result), message
-    return cloudpickle.loads(message.payload)
+    return load_result(message)
 
 
 # ── Run → Result / Error ────────────────────────────────────────────────────
+
+
+def test_a_large_result_comes_back_in_blocks_and_intact() -> None:
+    from functools import partial
+
+    sizes = (3 << 20, 10, 200_000)
+    (reply,) = serve_in_thread(run_frame("big", partial(columns, *sizes)))
+    assert isinstance(reply, wire.Result)
+    assert len(reply.buffers) == 2  # the large columns; the small one stays in the pickle
+    got = value(reply)
+    assert [bytes(c) for c in got.columns] == [bytes(c) for c in columns(*sizes).columns]
+
+
+def test_a_result_too_large_for_the_wire_is_an_error_not_a_dead_worker() -> None:
+    reply, after = serve_in_thread(run_frame("huge", over_the_frame_limit),
+                                   run_frame("add", partial(add, 1, 2)))
+    assert isinstance(reply, wire.Error)
+    assert reply.type == "SerializationError"
+    assert "'huge'" in reply.message
+    assert "more than a frame carries" in reply.message
+    assert value(after) == 3
 
 
 def test_run_returns_a_result_frame() -> None:

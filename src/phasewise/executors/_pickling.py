@@ -1,20 +1,27 @@
-"""Pickling a task for another process, and saying what would not pickle.
+"""Pickling a task for another process, and saying what would not pickle; pickling its
+result on the way back.
 
 The handler and the context are pickled separately: a handler's bytes are cached per
 handler object (2,000 phases sharing one handler pickle it once), and workers cache
 the unpickled handler per bytes in turn. Functions from ``__main__`` or from a
 ``phasewise run`` target are pickled by value, which is the expensive case.
+
+A result is pickled with protocol 5, its large buffers out-of-band (PEP 574): a numpy
+array's memory is not copied into the pickle but sent as it is, and read in the parent
+into the memory the unpickled array then uses (see ``phasewise.core.wire``).
 """
 
 from __future__ import annotations
 
+import pickle
 import weakref
 from typing import Any
 
+from phasewise.core import wire
 from phasewise.core.errors import SerializationError
 from phasewise.core.task import Task
 
-__all__ = ["pickle_task", "run_frame"]
+__all__ = ["dump_result", "load_result", "pickle_task", "run_frame"]
 
 _handler_bytes: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
@@ -65,8 +72,6 @@ def pickle_task(task: Task) -> tuple[bytes, bytes] | SerializationError:
 def run_frame(task: Task) -> bytes | SerializationError:
     """The framed ``wire.Run`` message that sends ``task`` to a worker, or the error that
     says what in it would not pickle."""
-    from phasewise.core import wire
-
     pickled = pickle_task(task)
     if isinstance(pickled, SerializationError):
         return pickled
@@ -79,3 +84,32 @@ def _error(task: Task, culprit: str, exc: BaseException) -> SerializationError:
         f"pickled: {type(exc).__name__}: {exc}",
         task.phase,
     )
+
+
+def dump_result(value: Any) -> wire.Result:
+    """The Result message carrying ``value``: its pickle, and the pickle's out-of-band
+    buffers of at least ``wire.LARGE_FRAME`` bytes (smaller ones stay in the pickle, where
+    they cost less than a buffer of their own). The buffers are views of ``value``'s
+    memory: send the message before ``value`` changes."""
+    import cloudpickle
+
+    buffers: list[memoryview] = []
+
+    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        """False takes ``buffer`` out of band; True leaves it in the pickle."""
+        try:
+            view = buffer.raw()
+        except BufferError:  # not contiguous: the pickle copies it in, as without protocol 5
+            return True
+        if view.nbytes < wire.LARGE_FRAME:
+            return True
+        buffers.append(view)
+        return False
+
+    payload = cloudpickle.dumps(value, protocol=5, buffer_callback=out_of_band)
+    return wire.Result(payload, tuple(buffers))
+
+
+def load_result(message: wire.Result) -> Any:
+    """The value a Result message carries."""
+    return pickle.loads(message.payload, buffers=message.buffers)

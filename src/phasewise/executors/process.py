@@ -47,11 +47,9 @@ from phasewise.core.errors import (
 )
 from phasewise.core.task import Task
 from phasewise.executors._killable import KillableFuture, signal_group, write_all
-from phasewise.executors._pickling import run_frame
+from phasewise.executors._pickling import load_result, run_frame
 
-__all__ = ["ProcessExecutor", "describe_exit", "raise_for_error"]
-
-_READ = 1 << 20
+__all__ = ["ProcessExecutor", "describe_exit", "describe_unfinished", "raise_for_error"]
 
 
 def describe_exit(phase: str, pid: int, exitcode: int | None) -> str:
@@ -64,6 +62,16 @@ def describe_exit(phase: str, pid: int, exitcode: int | None) -> str:
         hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -exitcode == 9 else ""
         return f"phase {phase!r}: its worker process {pid} was killed by {name}{hint}"
     return f"phase {phase!r}: its worker process {pid} exited with code {exitcode} before replying"
+
+
+def describe_unfinished(reader: wire.MessageReader) -> str:
+    """What a worker that has gone left half-sent, in words to append to ``describe_exit``
+    ("" if nothing)."""
+    if not reader.pending:
+        return ""
+    expected = reader.expected
+    of = f"of the {expected} " if expected is not None else ""
+    return f"; it had sent {reader.pending} {of}bytes of a message"
 
 
 def raise_for_error(message: wire.Error, phase: str) -> PhaseError:
@@ -82,7 +90,7 @@ class _Worker:
         self.task_conn, self.result_conn = task_conn, result_conn
         self.task_fd, self.result_fd = task_conn.fileno(), result_conn.fileno()
         self.sentinel: int = process.sentinel
-        self.reader = wire.FrameReader()
+        self.reader = wire.MessageReader()
         self.future: KillableFuture | None = None
         self.emit: Callable[[Any], None] | None = None
         self.kill_at: float | None = None  # when SIGTERM was sent, for the SIGKILL deadline
@@ -232,21 +240,25 @@ class ProcessExecutor:
             self._escalate_kills()
 
     def _read_frames(self, worker: _Worker, *, until_eof: bool = False) -> bool:
-        """Handle what the worker sent; returns False once its pipe is closed."""
+        """Handle what the worker sent; returns False once its pipe is closed.
+
+        Reads into the worker's MessageReader: a large result goes from the pipe straight
+        into the memory the unpickled value will use."""
+        reader = worker.reader
         while True:
             try:
-                chunk = os.read(worker.result_fd, _READ)
+                n = os.readv(worker.result_fd, [reader.buffer()])
             except OSError:
-                chunk = b""
-            if not chunk:
+                n = 0
+            if not n:
                 return False
-            for body in worker.reader.feed(chunk):
-                try:
-                    self._on_message(worker, wire.decode(body))
-                except WireError as exc:
-                    self._fail(worker, WireError(f"phase {_phase(worker)!r}: worker sent a {exc}"))
-                    self._kill_worker(worker)
-                    return False
+            try:
+                for message in reader.filled(n):
+                    self._on_message(worker, message)
+            except WireError as exc:
+                self._fail(worker, WireError(f"phase {_phase(worker)!r}: worker sent a {exc}"))
+                self._kill_worker(worker)
+                return False
             if not until_eof:
                 return True
 
@@ -258,9 +270,7 @@ class ProcessExecutor:
             return
         if isinstance(message, wire.Result):
             try:
-                import cloudpickle
-
-                value = cloudpickle.loads(message.payload)
+                value = load_result(message)
             except Exception as exc:
                 error: BaseException | None = SerializationError(
                     f"the result of phase {_phase(worker)!r} could not be unpickled in the "
@@ -304,7 +314,8 @@ class ProcessExecutor:
                                                 future.phase))
             else:
                 future.set_exception(WorkerDied(
-                    describe_exit(future.phase, worker.process.pid, exitcode), future.phase))
+                    describe_exit(future.phase, worker.process.pid, exitcode)
+                    + describe_unfinished(worker.reader), future.phase))
 
     def _fail(self, worker: _Worker, error: BaseException) -> None:
         future, worker.future = worker.future, None

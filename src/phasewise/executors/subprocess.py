@@ -28,8 +28,8 @@ from phasewise.core import wire
 from phasewise.core.errors import SerializationError, WireError, WorkerDied
 from phasewise.core.task import Task
 from phasewise.executors._killable import KillableFuture, signal_group, write_all
-from phasewise.executors._pickling import run_frame
-from phasewise.executors.process import describe_exit, raise_for_error
+from phasewise.executors._pickling import load_result, run_frame
+from phasewise.executors.process import describe_exit, describe_unfinished, raise_for_error
 
 __all__ = ["SubprocessExecutor"]
 
@@ -127,7 +127,7 @@ class SubprocessExecutor:
                 pass  # the child died before reading; its exit status says why
             finally:
                 os.close(task_w)
-            reply = self._read_replies(future, result_r, emit)
+            reply, unfinished = self._read_replies(future, result_r, emit)
             if isinstance(reply, WireError):  # the task has failed: do not wait for the child
                 signal_group(process.pid, signal.SIGKILL)
         finally:
@@ -135,34 +135,34 @@ class SubprocessExecutor:
             process.wait()
             signal_group(process.pid, signal.SIGKILL)  # whatever the phase left behind
         if isinstance(reply, wire.Result):
-            import cloudpickle
-
-            return cloudpickle.loads(reply.payload)
+            return load_result(reply)
         if isinstance(reply, wire.Error):
             raise raise_for_error(reply, future.phase)
         if isinstance(reply, BaseException):
             raise reply
         if future.killed:
             raise WorkerDied(f"phase {future.phase!r} was cancelled", future.phase)
-        raise WorkerDied(describe_exit(future.phase, process.pid, process.returncode),
-                         future.phase)
+        raise WorkerDied(describe_exit(future.phase, process.pid, process.returncode)
+                         + unfinished, future.phase)
 
     @staticmethod
-    def _read_replies(future: _ChildFuture, fd: int, emit: Callable[[Any], None]) -> Any:
-        reader, reply = wire.FrameReader(), None
+    def _read_replies(future: _ChildFuture, fd: int,
+                      emit: Callable[[Any], None]) -> tuple[Any, str]:
+        """The child's reply (or the WireError its frames earned), read to EOF, and what
+        it left half-sent, in words."""
+        reader, reply = wire.MessageReader(), None
         while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return reply
-            for body in reader.feed(chunk):
-                try:
-                    message = wire.decode(body)
-                except WireError as exc:
-                    return WireError(f"phase {future.phase!r}: worker sent a {exc}")
-                if isinstance(message, wire.Log):
-                    emit(message)
-                else:
-                    reply = message
+            n = os.readv(fd, [reader.buffer()])
+            if not n:
+                return reply, describe_unfinished(reader)
+            try:
+                for message in reader.filled(n):
+                    if isinstance(message, wire.Log):
+                        emit(message)
+                    else:
+                        reply = message
+            except WireError as exc:
+                return WireError(f"phase {future.phase!r}: worker sent a {exc}"), ""
 
     def _kill(self, future: KillableFuture) -> None:
         assert isinstance(future, _ChildFuture)

@@ -27,6 +27,8 @@ import traceback
 from typing import Any
 
 from phasewise.core import wire
+from phasewise.core.errors import WireError
+from phasewise.executors._pickling import dump_result  # here: preloaded in the forkserver
 
 __all__ = ["MAX_LINE", "FdCapture", "FrameWriter", "main", "process_worker_main", "serve"]
 
@@ -35,18 +37,49 @@ _READ = 64 * 1024
 
 
 class FrameWriter:
-    """Writes whole frames to a file descriptor; safe to share between threads."""
+    """Writes whole frames to a file descriptor; safe to share between threads.
+
+    A large Result goes out in blocks (``wire.encode_parts``), written straight from the
+    memory of the value it carries."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._lock = threading.Lock()
 
     def send(self, message: wire.Message) -> None:
-        data = memoryview(wire.encode(message))
+        """Write ``message``: one frame, or a Result's blocks, not interleaved with any other
+        message; ``WireError``, and nothing written, if it is too large for the wire."""
+        parts = wire.encode_parts(message)
         with self._lock:
-            while data:
-                written = os.write(self._fd, data)
-                data = data[written:]
+            if len(parts) == 1:
+                _write_all(self._fd, parts[0])
+            else:
+                _writev_all(self._fd, parts)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+try:
+    _IOV_MAX = max(16, os.sysconf("SC_IOV_MAX"))  # 16: POSIX's minimum
+except (ValueError, OSError):
+    _IOV_MAX = 16
+
+
+def _writev_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    """Write ``parts`` in order, resuming after partial writes."""
+    views = [memoryview(part) for part in parts]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _IOV_MAX])
+        while first < len(views) and written >= views[first].nbytes:
+            written -= views[first].nbytes
+            first += 1
+        if written:
+            views[first] = views[first][written:]
 
 
 def _cut(data: bytes, limit: int) -> int:
@@ -178,7 +211,7 @@ def _run(message: wire.Run, writer: FrameWriter) -> wire.Message:
     except BaseException as exc:
         return wire.Error(type(exc).__name__, str(exc), _format_traceback(exc))
     try:
-        return wire.Result(cloudpickle.dumps(result, protocol=5))
+        return dump_result(result)
     except BaseException as exc:
         return wire.Error("SerializationError",
                           f"the result of phase {message.phase!r} ({type(result).__name__}) "
@@ -198,15 +231,24 @@ _TASK_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "core", "t
 
 def serve(read_fd: int, write_fd: int) -> None:
     """Run tasks read from ``read_fd`` until it reaches EOF."""
-    reader, writer = wire.FrameReader(), FrameWriter(write_fd)
+    reader, writer = wire.MessageReader(), FrameWriter(write_fd)
     while True:
-        chunk = os.read(read_fd, _READ)
-        if not chunk:
+        n = os.readv(read_fd, [reader.buffer()])
+        if not n:
             return
-        for body in reader.feed(chunk):
-            message = wire.decode(body)
+        for message in reader.filled(n):
             if isinstance(message, wire.Run):
-                writer.send(_run(message, writer))
+                _reply(message, writer)
+
+
+def _reply(message: wire.Run, writer: FrameWriter) -> None:
+    reply = _run(message, writer)
+    try:
+        writer.send(reply)
+    except WireError as exc:  # too large for a frame: nothing was sent, say so instead
+        writer.send(wire.Error("SerializationError",
+                               f"the result of phase {message.phase!r} cannot be sent to the "
+                               f"parent: {exc}", ""))
 
 
 def _prepare_process() -> None:
