@@ -88,12 +88,72 @@ def test_start_methods_run_a_pipeline(start_method: str) -> None:
     assert [log.line for log in chat.logs] == ["hello from the worker"]
 
 
-def test_default_start_method_is_forkserver() -> None:
+def test_default_start_method_is_auto() -> None:
     pool = ProcessExecutor(max_workers=1)
     try:
-        assert pool.start_method == "forkserver"
+        assert pool.start_method == "auto"
     finally:
         pool.shutdown()
+
+
+def test_unknown_start_method_is_a_value_error_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match="auto, forkserver, spawn, fork"):
+        ProcessExecutor(start_method="vfork")
+
+
+_AUTO_SCRIPT = """
+import os, signal, threading
+from pathlib import Path
+from phasewise import Phase, PhasePolicy, Pipeline
+
+def parent():
+    return os.getppid()
+
+def dies_once():
+    marker = Path("died")
+    if not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getppid()
+
+def children():
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    out.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+alone = Pipeline("alone", Phase("a", parent)).run(executor="process", max_workers=2)
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+threaded = Pipeline("threaded", Phase("a", parent)).run(executor="process", max_workers=2)
+stop.set()
+other.join()
+replaced = Pipeline("replaced", Phase("d", dies_once, policy=PhasePolicy(
+    on_fail="retry", max_retries=1, retry_delay=0))).run(
+    executor="process", max_workers=1)
+print(os.getpid(), alone.results["a"], threaded.results["a"], replaced.results["d"],
+      len(children()))
+"""
+
+
+def test_auto_forks_a_single_threaded_parent_and_uses_the_forkserver_otherwise(
+    tmp_path: Path,
+) -> None:
+    # A fresh interpreter: this test process may have threads of its own.
+    done = subprocess.run([sys.executable, "-c", _AUTO_SCRIPT], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=25)
+    assert done.returncode == 0, done.stderr
+    me, alone, threaded, replaced, left = map(int, done.stdout.split())
+    assert alone == me  # forked: the worker's parent is the process itself
+    assert threaded != me  # another thread was running: forked by the forkserver
+    assert replaced != me  # a replacement worker starts later: from the forkserver too
+    assert left == 0  # no worker, forkserver or resource tracker outlives a run
 
 
 def test_max_workers_bounds_the_pool() -> None:

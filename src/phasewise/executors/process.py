@@ -15,11 +15,15 @@ own task. Cancelling a running task's future (timeout, fail_fast, Ctrl-C) kills 
 worker's process group — SIGTERM, then SIGKILL after ``kill_grace`` seconds — and the
 pool replaces the worker.
 
-Start method: ``forkserver`` by default. ``fork`` is unsafe once the parent has threads
-(phasewise always does: this manager thread, thread executors, the user's own), and
-``spawn`` re-imports everything for every replacement worker. A forkserver forks workers
-from a clean single-threaded server, and is stopped when the last pool shuts down, so no
-process outlives a run. ``start_method="spawn"`` or ``"fork"`` can be asked for.
+Start method: ``auto`` by default. ``fork`` is fast but unsafe once the parent has
+threads (a lock another thread holds at the fork stays held in the child forever), and
+``spawn`` re-imports everything for every worker. So the pool is filled at first use,
+all workers at once and before this pool starts its own manager thread: if at that
+moment the process has one thread (counted by the kernel, as CPython's own fork warning
+does), the workers are forked; otherwise, and for every worker started later to replace
+one that died, they come from a forkserver (a clean single-threaded server), which is
+stopped when the last pool using it shuts down, so no process outlives a run.
+``start_method="forkserver"``, ``"spawn"`` or ``"fork"`` forces one method.
 """
 
 from __future__ import annotations
@@ -105,21 +109,25 @@ class ProcessExecutor:
     def __init__(
         self,
         max_workers: int | None = None,
-        start_method: str = "forkserver",
+        start_method: str = "auto",
         kill_grace: float = 0.5,
     ) -> None:
         import multiprocess
 
         if max_workers is not None and max_workers < 1:
             raise ValueError("max_workers must be >= 1")
+        if start_method not in _START_METHODS:
+            raise ValueError(f"start_method must be one of {', '.join(_START_METHODS)}, "
+                             f"got {start_method!r}")
         self.max_workers = max_workers or os.cpu_count() or 1
         self.start_method = start_method
         self.kill_grace = kill_grace
-        self._ctx = multiprocess.get_context(start_method)
-        if start_method == "forkserver":
+        self._ctx = multiprocess.get_context("forkserver" if start_method == "auto"
+                                             else start_method)
+        if self._ctx.get_start_method() == "forkserver":
             self._ctx.set_forkserver_preload(["phasewise.executors.worker", "cloudpickle"])
-        if start_method != "fork":  # forkserver and spawn start helper processes
-            _forkserver_users(+1)
+        self._fork_ctx = multiprocess.get_context("fork")
+        self._uses_helpers = False  # a forkserver or spawn worker was started: see release
         self._lock = threading.RLock()
         self._workers: list[_Worker] = []
         self._idle: deque[_Worker] = deque()
@@ -128,6 +136,7 @@ class ProcessExecutor:
         os.set_blocking(self._wake_w, False)
         self._closed = False
         self._manager: threading.Thread | None = None
+        self._workers_changed = False  # tells the manager to re-read what to poll
 
     # submitting
 
@@ -156,10 +165,10 @@ class ProcessExecutor:
             if future.done():  # cancelled while waiting
                 self._pending.popleft()
                 continue
+            if not self._idle and len(self._workers) < self.max_workers:
+                self._fill()
             if self._idle:
                 worker = self._idle.popleft()
-            elif len(self._workers) < self.max_workers:
-                worker = self._start_worker()
             else:
                 break
             self._pending.popleft()
@@ -174,27 +183,43 @@ class ProcessExecutor:
                 pass  # the worker died; its sentinel tells the manager, which fails the task
         return started
 
-    def _start_worker(self) -> _Worker:
+    def _fill(self) -> None:
+        """Start workers: the whole pool at first use (before the manager thread, so that
+        they can be forked), then one at a time to replace those that died."""
+        first = self._manager is None
+        count = self.max_workers - len(self._workers) if first else 1
+        if self.start_method == "fork" or (self.start_method == "auto" and first
+                                           and _single_threaded()):
+            ctx = self._fork_ctx
+        else:
+            ctx = self._ctx
+            if not self._uses_helpers:
+                self._uses_helpers = True
+                _forkserver_users(+1)
+        for _ in range(count):
+            self._idle.append(self._start_worker(ctx))
+        self._watch_changed()
+        self._ensure_manager()
+
+    def _start_worker(self, ctx: Any) -> _Worker:
         from phasewise.executors.worker import process_worker_main
 
-        task_read, task_write = self._ctx.Pipe(duplex=False)
-        result_read, result_write = self._ctx.Pipe(duplex=False)
+        task_read, task_write = ctx.Pipe(duplex=False)
+        result_read, result_write = ctx.Pipe(duplex=False)
         inherited: tuple[int, ...] = ()
-        if self.start_method == "fork":  # a forked worker must not hold the pool's pipe ends:
+        if ctx is self._fork_ctx:  # a forked worker must not hold the pool's pipe ends:
             # a task pipe's write end left open in any worker means that worker's EOF never comes
             inherited = (task_write.fileno(), result_read.fileno(), self._wake_r, self._wake_w,
                          *(fd for w in self._workers for fd in (w.task_fd, w.result_fd)))
-        process = self._ctx.Process(target=process_worker_main,
-                                    args=(task_read, result_write, inherited),
-                                    name="phasewise-worker", daemon=True)
+        process = ctx.Process(target=process_worker_main,
+                              args=(task_read, result_write, inherited),
+                              name="phasewise-worker", daemon=True)
         with _main_module_hidden():
             process.start()
         task_read.close()
         result_write.close()
         worker = _Worker(process, task_write, result_read)
         self._workers.append(worker)
-        self._ensure_manager()
-        self._wake()
         return worker
 
     def _ensure_manager(self) -> None:
@@ -204,30 +229,41 @@ class ProcessExecutor:
             self._manager.start()
 
     def _wake(self) -> None:
+        if self._wake_w < 0:
+            return  # released: the manager has gone
         try:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
             pass  # already awake-pending
+
+    def _watch_changed(self) -> None:
+        """The set of workers changed: the manager re-reads what to poll. Call with the lock."""
+        self._workers_changed = True
+        self._wake()
 
     # the manager thread
 
     def _manage(self) -> None:
         poller = select.poll()
         watched: dict[int, tuple[str, _Worker | None]] = {}
+        timeout: float | None = None
         while True:
-            with self._lock:
-                if self._closed and not self._workers:
-                    return
-                wanted = {self._wake_r: ("wake", None)}
-                for w in self._workers:
-                    wanted[w.result_fd] = ("result", w)
-                    wanted[w.sentinel] = ("sentinel", w)
-                timeout = self._next_kill_deadline()
-            for fd in watched.keys() - wanted.keys():
-                poller.unregister(fd)
-            for fd in wanted.keys() - watched.keys():
-                poller.register(fd, select.POLLIN)
-            watched = wanted
+            if self._workers_changed or timeout is not None:  # timeout: a kill is under way
+                with self._lock:
+                    if self._closed and not self._workers:
+                        return
+                    if self._workers_changed:
+                        self._workers_changed = False
+                        wanted = {self._wake_r: ("wake", None)}
+                        for w in self._workers:
+                            wanted[w.result_fd] = ("result", w)
+                            wanted[w.sentinel] = ("sentinel", w)
+                        for fd in watched.keys() - wanted.keys():
+                            poller.unregister(fd)
+                        for fd in wanted.keys() - watched.keys():
+                            poller.register(fd, select.POLLIN)
+                        watched = wanted
+                    timeout = self._next_kill_deadline()
             events = poller.poll(None if timeout is None else max(0, timeout) * 1000)
             for fd, _ in events:
                 kind, worker = watched[fd]
@@ -237,7 +273,8 @@ class ProcessExecutor:
                     self._read_frames(worker)
                 elif kind == "sentinel" and worker is not None and worker in self._workers:
                     self._on_death(worker)
-            self._escalate_kills()
+            if timeout is not None:
+                self._escalate_kills()
 
     def _read_frames(self, worker: _Worker, *, until_eof: bool = False) -> bool:
         """Handle what the worker sent; returns False once its pipe is closed.
@@ -302,6 +339,7 @@ class ProcessExecutor:
         future = worker.future
         with self._lock:
             self._workers.remove(worker)
+            self._watch_changed()
             if worker in self._idle:
                 self._idle.remove(worker)
             worker.future, worker.emit = None, None
@@ -337,8 +375,8 @@ class ProcessExecutor:
                 worker.kill_at = time.monotonic()
             if worker in self._idle:
                 self._idle.remove(worker)
+            self._watch_changed()  # the manager now keeps the SIGKILL deadline
         signal_group(worker.process.pid, sig)
-        self._wake()
 
     def _next_kill_deadline(self) -> float | None:
         deadlines = [w.kill_at + self.kill_grace for w in self._workers if w.kill_at is not None]
@@ -364,6 +402,7 @@ class ProcessExecutor:
         with self._lock:
             first = not self._closed
             self._closed = True
+            self._watch_changed()  # the manager leaves once no worker is left
             pending, self._pending = list(self._pending), deque()
             workers = list(self._workers)
         if not first and not cancel:
@@ -395,17 +434,32 @@ class ProcessExecutor:
     def _release_pool(self, workers: list[_Worker]) -> None:
         """Stop the manager thread, close the pool's pipes, let go of the forkserver."""
         try:
-            self._wake()
+            with self._lock:
+                self._watch_changed()
             if self._manager is not None:
                 self._manager.join(5.0)
             else:
                 for worker in workers:
                     _close_worker(worker)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            with self._lock:  # no wake-up may write to a closed (perhaps reused) fd
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_r = self._wake_w = -1
         finally:
-            if self.start_method != "fork":
+            if self._uses_helpers:
                 _forkserver_users(-1)
+
+
+_START_METHODS = ("auto", "forkserver", "spawn", "fork")
+
+
+def _single_threaded() -> bool:
+    """Whether this process has a single thread, as the kernel counts them (so threads
+    started by C libraries count too); False where that cannot be told."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 @contextmanager
