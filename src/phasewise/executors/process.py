@@ -438,6 +438,7 @@ class ProcessExecutor:
                 self._watch_changed()
             if self._manager is not None:
                 self._manager.join(5.0)
+                _wait_thread_gone(self._manager)
             else:
                 for worker in workers:
                     _close_worker(worker)
@@ -460,6 +461,15 @@ def _single_threaded() -> bool:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
         return False
+
+
+def _wait_thread_gone(thread: threading.Thread, seconds: float = 0.1) -> None:
+    """Wait until the kernel no longer lists a joined thread (it lingers a moment after
+    ``join`` returns), so that the next pool can see a single-threaded process and fork."""
+    path = f"/proc/self/task/{thread.native_id}"
+    deadline = time.monotonic() + seconds
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.0005)
 
 
 @contextmanager

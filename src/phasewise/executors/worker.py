@@ -18,6 +18,7 @@ executor starts for every phase.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -282,6 +283,9 @@ def process_worker_main(task_conn: Any, result_conn: Any, inherited: tuple[int, 
         except OSError:
             pass
     os.setpgid(0, 0)  # own process group: a timeout kills the worker and its children
+    # Leave what the worker inherited out of its garbage collections: walking the parent's
+    # objects would touch, and so copy, every page of them a forked worker shares.
+    gc.freeze()
     _prepare_process()
     serve(task_conn.fileno(), result_conn.fileno())
 
