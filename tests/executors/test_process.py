@@ -74,6 +74,16 @@ def sleep_forever() -> None:
     time.sleep(60)
 
 
+def wait_for(path: str, then: str = "return") -> int:
+    """Block until ``path`` exists, then return this worker's pid or kill the worker."""
+    deadline = time.monotonic() + 20
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if then == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
 # ── options ─────────────────────────────────────────────────────────────────
 
 
@@ -229,6 +239,69 @@ def test_pending_tasks_run_after_a_busy_worker_frees_up() -> None:
         futures = [pool.submit(Task(f"t{i}", functools.partial(slow_pid, 0.01)),
                                lambda e: None) for i in range(5)]
         assert len({f.result(timeout=15) for f in futures}) == 1
+    finally:
+        pool.shutdown()
+
+
+# ── quick tasks queued in a worker's pipe ───────────────────────────────────
+
+
+def _queued_behind_a_blocker(pool: ProcessExecutor, gate: Path, then: str) -> tuple[Any, Any]:
+    """Run ``blocker`` (waits for ``gate``) with ``queued`` sent behind it, in the same
+    worker's pipe; returns their futures once ``queued`` is there."""
+    pool.submit(Task("warm", getpid), lambda e: None).result(timeout=15)  # a quick task
+    pool.submit(Task("quick", getpid), lambda e: None)  # its result sends the next two
+    blocker = pool.submit(Task("blocker", functools.partial(wait_for, str(gate), then)),
+                          lambda e: None)
+    queued = pool.submit(Task("queued", getpid), lambda e: None)
+    deadline = time.monotonic() + 10
+    while [len(w.tasks) for w in pool._workers] != [2] and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert [len(w.tasks) for w in pool._workers] == [2]  # blocker runs, queued waits
+    return blocker, queued
+
+
+def test_a_task_waiting_in_a_dead_workers_pipe_runs_on_another_worker(tmp_path: Path) -> None:
+    pool = ProcessExecutor(max_workers=1)
+    try:
+        blocker, queued = _queued_behind_a_blocker(pool, tmp_path / "go", then="die")
+        (tmp_path / "go").touch()
+        with pytest.raises(PhaseError, match="SIGKILL"):
+            blocker.result(timeout=15)
+        assert queued.result(timeout=15) != os.getpid()  # it ran, on the replacement
+    finally:
+        pool.shutdown()
+
+
+def test_cancelling_a_task_waiting_in_a_workers_pipe(tmp_path: Path) -> None:
+    pool = ProcessExecutor(max_workers=1, kill_grace=0.2)
+    try:
+        blocker, queued = _queued_behind_a_blocker(pool, tmp_path / "go", then="return")
+        assert queued.cancel() is True
+        assert queued.cancelled()
+        (tmp_path / "go").touch()
+        first = blocker.result(timeout=15)
+        # the worker went on to the cancelled task, so it was stopped and replaced
+        after = pool.submit(Task("after", getpid), lambda e: None).result(timeout=15)
+    finally:
+        pool.shutdown()
+    assert after != first
+
+
+def test_quick_tasks_are_not_queued_behind_a_task_that_runs_long(tmp_path: Path) -> None:
+    pool = ProcessExecutor(max_workers=2)
+    try:
+        for _ in range(3):  # both workers have run quick tasks
+            [f.result(timeout=15) for f in
+             [pool.submit(Task(f"w{i}", getpid), lambda e: None) for i in range(4)]]
+        blocker = pool.submit(Task("blocker", functools.partial(wait_for, str(tmp_path / "go"))),
+                              lambda e: None)
+        time.sleep(0.1)  # it has now run longer than a quick task
+        quick = [pool.submit(Task(f"q{i}", getpid), lambda e: None) for i in range(20)]
+        # all of them run on the other worker while the blocker still blocks
+        assert len({f.result(timeout=15) for f in quick}) == 1
+        (tmp_path / "go").touch()
+        blocker.result(timeout=15)
     finally:
         pool.shutdown()
 

@@ -4,7 +4,7 @@ Dataflow scheduling: a phase is ready the moment all its dependencies have compl
 or been skipped. Ready phases start in execution order, subject to two limits:
 
 * at most ``max_workers`` phases run at once (when every executor of the run queues
-  tasks and reports when each starts, up to twice as many are handed over; the ones
+  tasks and reports when each starts, up to five times as many are handed over; the ones
   waiting in an executor's queue stay ``pending``);
 * a ``parallel=False`` phase runs alone — it waits until nothing else runs, and nothing
   starts while it runs. A waiting exclusive phase also holds back phases after it, so it
@@ -65,6 +65,9 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
 
 
 _now = time.monotonic
+
+QUEUED_IN_FLIGHT = 5
+"""Phases in flight per worker when every executor of a run queues tasks (see saga())."""
 
 
 def _wants_context(pipeline: Pipeline) -> dict[str, bool]:
@@ -146,9 +149,10 @@ class PipelineRun:
             executors = [self.session.get(name) for name in {p.executor for p in phases}]
             if all(getattr(executor, "reports_start", False) for executor in executors):
                 # Executors that queue tasks run at most max_workers at once and say when
-                # each begins; handing them a few more keeps their workers busy between
-                # two of our steps. Those waiting in a queue stay ``pending``.
-                self.in_flight = 2 * self.max_workers
+                # each begins; handing them more keeps their workers busy between two of
+                # our steps, and lets both sides work in batches (the process pool queues
+                # up to 4 quick tasks per worker). Those waiting in a queue stay ``pending``.
+                self.in_flight = QUEUED_IN_FLIGHT * self.max_workers
             unsendable = self._unsendable_phase()
             if unsendable is not None:
                 failed = unsendable[0]

@@ -6,9 +6,16 @@
     manager thread ◀── Log/Result/Error frames ── worker's result pipe
        │  polls every result pipe, every worker's sentinel and a wake-up pipe at once
        ├─ Log    → emit(event)               (live, before the result)
-       ├─ Result → future.set_result, worker takes the next pending task
+       ├─ Result → future.set_result; the worker starts the next task in its pipe,
+       │           and takes pending tasks
        └─ sentinel ready (worker died) → drain its pipe, fail only its task with the
-          exit code or signal, start a replacement if work is waiting
+          exit code or signal, send the tasks it had not started elsewhere, start a
+          replacement if work is waiting
+
+While tasks are quick (see ``_QUICK``), a worker is sent up to ``_DEPTH`` at once: it
+goes from one to the next without waiting for the parent, and the parent handles their
+results in batches. A task waiting in a worker's pipe is still pending: cancelling it
+works, and if the worker had already begun it, the worker is killed.
 
 Unlike ``concurrent.futures.ProcessPoolExecutor``, a dead worker breaks nothing but its
 own task. Cancelling a running task's future (timeout, fail_fast, Ctrl-C) kills the
@@ -85,9 +92,31 @@ def raise_for_error(message: wire.Error, phase: str) -> PhaseError:
     return RemotePhaseError(message.type, message.message, message.traceback, phase)
 
 
+_DEPTH = 4
+"""Tasks a worker holds at most while its tasks are quick: the one it runs, and the next
+ones, already in its pipe, so that it starts each without waiting for the parent to
+hear of the one before, and the parent handles results in batches."""
+
+_QUICK = 0.005
+"""A task that took less (seconds) is quick. A task in a worker's pipe waits for those
+ahead of it even when another worker is free, so tasks are queued ahead only on a worker
+whose last task was quick and whose current one has not run longer than this: a task
+sent behind one that turns out long still waits for it."""
+
+
+class _Assigned:
+    """A task handed to a worker: running, or waiting in the worker's pipe (its future is
+    then still pending: cancelling it works, and stops the worker if it has begun it)."""
+
+    __slots__ = ("emit", "frame", "future")
+
+    def __init__(self, future: KillableFuture, frame: bytes, emit: Callable[[Any], None]) -> None:
+        self.future, self.frame, self.emit = future, frame, emit
+
+
 class _Worker:
-    __slots__ = ("emit", "future", "kill_at", "process", "reader", "result_conn",
-                 "result_fd", "sentinel", "task_conn", "task_fd")
+    __slots__ = ("kill_at", "process", "quick", "reader", "result_conn", "result_fd",
+                 "sentinel", "started_at", "task_conn", "task_fd", "tasks")
 
     def __init__(self, process: Any, task_conn: Any, result_conn: Any) -> None:
         self.process = process
@@ -95,9 +124,15 @@ class _Worker:
         self.task_fd, self.result_fd = task_conn.fileno(), result_conn.fileno()
         self.sentinel: int = process.sentinel
         self.reader = wire.MessageReader()
-        self.future: KillableFuture | None = None
-        self.emit: Callable[[Any], None] | None = None
+        self.tasks: deque[_Assigned] = deque()  # in the order sent; the first one runs
+        self.started_at = 0.0  # when the first one began
+        self.quick = False  # whether the last task it finished was quick (see _QUICK)
         self.kill_at: float | None = None  # when SIGTERM was sent, for the SIGKILL deadline
+
+    @property
+    def future(self) -> KillableFuture | None:
+        """The future of the task the worker runs, if any."""
+        return self.tasks[0].future if self.tasks else None
 
 
 class ProcessExecutor:
@@ -146,42 +181,66 @@ class ProcessExecutor:
         if isinstance(frame, SerializationError):
             future.set_exception(frame)
             return future
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("cannot submit to a ProcessExecutor after shutdown")
-            self._pending.append((future, frame, emit))
-            started = self._dispatch()
-        _announce(started)
+        if self._closed:
+            raise RuntimeError("cannot submit to a ProcessExecutor after shutdown")
+        # Without the lock while every worker is busy (the manager thread, handing out
+        # pending tasks as results come back, then does it): two threads contending for
+        # it on every task cost more than the rest of submit. The manager marks a worker
+        # idle before it looks at the pending tasks, so one of the two sees this task.
+        self._pending.append((future, frame, emit))
+        if self._idle or len(self._workers) < self.max_workers:
+            with self._lock:
+                started = self._dispatch(only_idle=True)
+            _announce(started)
+        if self._closed:  # shut down from another thread meanwhile: nobody may run it
+            future.cancel()
         return future
 
-    def _dispatch(self) -> list[Callable[[Any], None]]:
-        """Hand pending tasks to idle workers, starting workers up to max_workers.
+    def _dispatch(self, only_idle: bool = False) -> list[Callable[[Any], None]]:
+        """Hand pending tasks to workers: idle ones first (starting workers up to
+        max_workers), then, unless ``only_idle``, as the next task of busy ones, up to
+        ``_DEPTH`` each while their tasks are quick.
 
         Call with the lock held; returns the emits of the tasks that started, for the
-        caller to tell (with ``_announce``) once the lock is released."""
+        caller to tell (with ``_announce``) once the lock is released. Submit asks for
+        idle workers only: writing to a busy worker's pipe is the manager thread's job,
+        as a system call in the submitting thread would hand the GIL to the manager."""
         started: list[Callable[[Any], None]] = []
         while self._pending:
             future, frame, emit = self._pending[0]
             if future.done():  # cancelled while waiting
                 self._pending.popleft()
                 continue
-            if not self._idle and len(self._workers) < self.max_workers:
-                self._fill()
-            if self._idle:
-                worker = self._idle.popleft()
-            else:
+            worker = self._free_worker(only_idle)
+            if worker is None:
                 break
             self._pending.popleft()
-            if not future.set_running_or_notify_cancel():
-                self._idle.appendleft(worker)
-                continue
-            worker.future, worker.emit = future, emit
-            started.append(emit)
+            if not worker.tasks:  # it starts now
+                if not future.set_running_or_notify_cancel():
+                    self._idle.appendleft(worker)
+                    continue
+                worker.started_at = time.monotonic()
+                started.append(emit)
+            worker.tasks.append(_Assigned(future, frame, emit))
             try:
                 write_all(worker.task_fd, frame)
             except OSError:
                 pass  # the worker died; its sentinel tells the manager, which fails the task
         return started
+
+    def _free_worker(self, only_idle: bool) -> _Worker | None:
+        if not self._idle and len(self._workers) < self.max_workers:
+            self._fill()
+        if self._idle:
+            return self._idle.popleft()
+        if only_idle:
+            return None
+        now = time.monotonic()
+        for worker in self._workers:  # queue ahead only behind what looks quick so far
+            if (worker.quick and len(worker.tasks) < _DEPTH and worker.kill_at is None
+                    and now - worker.started_at < _QUICK):
+                return worker
+        return None
 
     def _fill(self) -> None:
         """Start workers: the whole pool at first use (before the manager thread, so that
@@ -300,10 +359,11 @@ class ProcessExecutor:
                 return True
 
     def _on_message(self, worker: _Worker, message: wire.Message) -> None:
-        future = worker.future
+        running = worker.tasks[0] if worker.tasks else None
+        future = running.future if running is not None else None
         if isinstance(message, wire.Log):
-            if worker.emit is not None and future is not None and not future.done():
-                worker.emit(message)
+            if running is not None and not running.future.done():
+                running.emit(message)
             return
         if isinstance(message, wire.Result):
             try:
@@ -323,26 +383,41 @@ class ProcessExecutor:
                 future.set_exception(raise_for_error(message, future.phase))
 
     def _release(self, worker: _Worker) -> None:
-        """The worker has replied: it takes the next pending task, or waits idle."""
+        """The worker has replied: it starts its next task, if it has one, else waits
+        idle; pending tasks go to it."""
         started = []
         with self._lock:
-            worker.future, worker.emit = None, None
+            if worker.tasks:
+                worker.tasks.popleft()
+            now = time.monotonic()
+            worker.quick = now - worker.started_at < _QUICK
             if worker.kill_at is None:
-                self._idle.append(worker)
-                started = self._dispatch()
+                if not worker.tasks:
+                    self._idle.append(worker)
+                elif worker.tasks[0].future.set_running_or_notify_cancel():
+                    worker.started_at = now
+                    started.append(worker.tasks[0].emit)  # the next one, already sent
+                else:  # it was cancelled while it waited, and the worker has begun it
+                    self._kill_worker(worker)
+                started += self._dispatch()
         _announce(started)
 
     def _on_death(self, worker: _Worker) -> None:
         self._read_frames(worker, until_eof=True)  # keep what it sent before dying
         worker.process.join(0.1)
         exitcode = worker.process.exitcode
-        future = worker.future
         with self._lock:
             self._workers.remove(worker)
             self._watch_changed()
             if worker in self._idle:
                 self._idle.remove(worker)
-            worker.future, worker.emit = None, None
+            tasks, worker.tasks = list(worker.tasks), deque()
+            future = tasks[0].future if tasks else None
+            for waiting in reversed(tasks[1:]):  # never started: they go to another worker
+                if self._closed:
+                    waiting.future.cancel()
+                else:
+                    self._pending.appendleft((waiting.future, waiting.frame, waiting.emit))
             started = [] if self._closed else self._dispatch()  # replaces it if work waits
         _announce(started)
         _close_worker(worker)
@@ -356,7 +431,7 @@ class ProcessExecutor:
                     + describe_unfinished(worker.reader), future.phase))
 
     def _fail(self, worker: _Worker, error: BaseException) -> None:
-        future, worker.future = worker.future, None
+        future = worker.future
         if future is not None and not future.done():
             future.set_exception(error)
 
