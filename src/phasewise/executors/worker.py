@@ -231,15 +231,19 @@ _TASK_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "core", "t
 
 
 def serve(read_fd: int, write_fd: int) -> None:
-    """Run tasks read from ``read_fd`` until it reaches EOF."""
+    """Run tasks read from ``read_fd`` until it reaches EOF, or until the parent has gone
+    (its end of the result pipe closed): either way there is no one left to answer."""
     reader, writer = wire.MessageReader(), FrameWriter(write_fd)
-    while True:
-        n = os.readv(read_fd, [reader.buffer()])
-        if not n:
-            return
-        for message in reader.filled(n):
-            if isinstance(message, wire.Run):
-                _reply(message, writer)
+    try:
+        while True:
+            n = os.readv(read_fd, [reader.buffer()])
+            if not n:
+                return
+            for message in reader.filled(n):
+                if isinstance(message, wire.Run):
+                    _reply(message, writer)
+    except BrokenPipeError:
+        return
 
 
 def _reply(message: wire.Run, writer: FrameWriter) -> None:
