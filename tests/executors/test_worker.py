@@ -24,7 +24,9 @@ import cloudpickle
 import pytest
 
 from phasewise.core import wire
+from phasewise.core.task import Task
 from phasewise.executors._pickling import load_result
+from phasewise.executors._pickling import run_frame as executor_run_frame
 from phasewise.executors.worker import MAX_LINE, serve
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -117,8 +119,9 @@ def crlf() -> None:
 def run_frame(phase: str, handler: Callable[..., Any], context: Any = None, *,
               capture: bool = False) -> bytes:
     """The Run frame an executor sends for this task (no context: empty context bytes)."""
-    pickled_context = b"" if context is None else cloudpickle.dumps(context)
-    return wire.encode(wire.Run(phase, cloudpickle.dumps(handler), pickled_context, capture))
+    frame = executor_run_frame(Task(phase, handler, context, capture_output=capture))
+    assert isinstance(frame, bytes), frame
+    return frame
 
 
 def read_all(fd: int) -> list[wire.Message]:
@@ -264,6 +267,8 @@ def test_handler_error_becomes_an_error_frame_with_its_traceback() -> None:
     assert reply.type == "ValueError"
     assert reply.message == "the handler's own message"
     assert "failing_handler" in reply.traceback
+    # pickled by value, and still pointing at this file (cloudpickle 3.1.3 renames it)
+    assert f'File "{__file__}"' in reply.traceback
     assert 'raise ValueError("the handler\'s own message")' in reply.traceback
     assert reply.traceback.rstrip().endswith("ValueError: the handler's own message")
 

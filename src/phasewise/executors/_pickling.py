@@ -13,9 +13,13 @@ into the memory the unpickled array then uses (see ``phasewise.core.wire``).
 
 from __future__ import annotations
 
+import functools
+import io
 import pickle
+import types
 import weakref
-from typing import Any
+from collections import ChainMap
+from typing import Any, ClassVar
 
 from phasewise.core import wire
 from phasewise.core.errors import SerializationError
@@ -27,9 +31,34 @@ _handler_bytes: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionar
 
 
 def _dumps(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    _pickler_class()(buffer, protocol=5).dump(obj)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _pickler_class() -> type:
+    """cloudpickle's Pickler, except that code pickled by value keeps its file name.
+
+    cloudpickle 3.1.3 names such code ``<dynamic-code>``, so the traceback of a handler
+    defined in the user's script would say ``File "<dynamic-code>"`` with no source line
+    where it should point at the script. Code is reduced as cloudpickle does it, with
+    the real file name put back (a no-op for versions that keep it).
+    """
     import cloudpickle
 
-    return cloudpickle.dumps(obj, protocol=5)
+    reduce_code = cloudpickle.Pickler.dispatch_table[types.CodeType]
+
+    def reduce_keeping_filename(code: types.CodeType) -> Any:
+        constructor, args, *rest = reduce_code(code)
+        args = tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in args)
+        return (constructor, args, *rest)
+
+    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+        dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(
+            {types.CodeType: reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table)
+
+    return Pickler
 
 
 def _pickle_handler(handler: Any) -> bytes:
