@@ -13,52 +13,18 @@ into the memory the unpickled array then uses (see ``phasewise.core.wire``).
 
 from __future__ import annotations
 
-import functools
-import io
 import pickle
-import types
 import weakref
-from collections import ChainMap
-from typing import Any, ClassVar
+from typing import Any
 
 from phasewise.core import wire
 from phasewise.core.errors import SerializationError
 from phasewise.core.task import Task
+from phasewise.core.task import dumps as _dumps
 
 __all__ = ["dump_result", "load_result", "pickle_task", "run_frame"]
 
 _handler_bytes: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
-
-
-def _dumps(obj: Any) -> bytes:
-    buffer = io.BytesIO()
-    _pickler_class()(buffer, protocol=5).dump(obj)
-    return buffer.getvalue()
-
-
-@functools.cache
-def _pickler_class() -> type:
-    """cloudpickle's Pickler, except that code pickled by value keeps its file name.
-
-    cloudpickle 3.1.3 names such code ``<dynamic-code>``, so the traceback of a handler
-    defined in the user's script would say ``File "<dynamic-code>"`` with no source line
-    where it should point at the script. Code is reduced as cloudpickle does it, with
-    the real file name put back (a no-op for versions that keep it).
-    """
-    import cloudpickle
-
-    reduce_code = cloudpickle.Pickler.dispatch_table[types.CodeType]
-
-    def reduce_keeping_filename(code: types.CodeType) -> Any:
-        constructor, args, *rest = reduce_code(code)
-        args = tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in args)
-        return (constructor, args, *rest)
-
-    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-        dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(
-            {types.CodeType: reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table)
-
-    return Pickler
 
 
 def _pickle_handler(handler: Any) -> bytes:
