@@ -26,6 +26,7 @@ from phasewise.core import wire
 from phasewise.core.errors import PhaseError
 from phasewise.core.task import Task
 from phasewise.executors import ProcessExecutor
+from phasewise.executors import process as process_module
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -246,6 +247,12 @@ def test_pending_tasks_run_after_a_busy_worker_frees_up() -> None:
 # ── quick tasks queued in a worker's pipe ───────────────────────────────────
 
 
+@pytest.fixture
+def every_task_quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tasks count as quick however long a loaded machine makes them take."""
+    monkeypatch.setattr(process_module, "_QUICK", 60.0)
+
+
 def _queued_behind_a_blocker(pool: ProcessExecutor, gate: Path, then: str) -> tuple[Any, Any]:
     """Run ``blocker`` (waits for ``gate``) with ``queued`` sent behind it, in the same
     worker's pipe; returns their futures once ``queued`` is there."""
@@ -261,6 +268,7 @@ def _queued_behind_a_blocker(pool: ProcessExecutor, gate: Path, then: str) -> tu
     return blocker, queued
 
 
+@pytest.mark.usefixtures("every_task_quick")
 def test_a_task_waiting_in_a_dead_workers_pipe_runs_on_another_worker(tmp_path: Path) -> None:
     pool = ProcessExecutor(max_workers=1)
     try:
@@ -273,6 +281,7 @@ def test_a_task_waiting_in_a_dead_workers_pipe_runs_on_another_worker(tmp_path: 
         pool.shutdown()
 
 
+@pytest.mark.usefixtures("every_task_quick")
 def test_cancelling_a_task_waiting_in_a_workers_pipe(tmp_path: Path) -> None:
     pool = ProcessExecutor(max_workers=1, kill_grace=0.2)
     try:
