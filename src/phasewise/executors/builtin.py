@@ -24,7 +24,7 @@ def _thread(**options: Any) -> Any:
 
 
 def _process(**options: Any) -> Any:
-    """A pool of worker processes: CPU-bound phases on every core; killable on timeout."""
+    """A pool of worker processes for CPU-bound phases (options: start_method=, kill_grace=)."""
     from phasewise.executors.process import ProcessExecutor
 
     return ProcessExecutor(**options)
