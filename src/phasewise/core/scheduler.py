@@ -41,7 +41,7 @@ from phasewise.core.saga import (
     Send,
     Take,
 )
-from phasewise.core.task import Task
+from phasewise.core.task import Task, pickled_handler
 from phasewise.core.wire import Log, Started
 
 if TYPE_CHECKING:
@@ -221,15 +221,11 @@ class PipelineRun:
                     if getattr(self.session.get(name), "crosses_processes", False)}
         if not crossing:
             return None
-        checked: set[int] = set()  # phases often share a handler: pickle each one once
         for phase in self.pipeline.phases:
-            if phase.executor not in crossing or id(phase.handler) in checked:
+            if phase.executor not in crossing:
                 continue
-            checked.add(id(phase.handler))
-            import cloudpickle
-
-            try:
-                cloudpickle.dumps(phase.handler)
+            try:  # what the executor will send; kept, so it is pickled once
+                pickled_handler(phase.handler)
             except Exception as exc:  # pickling raises many types
                 return phase.name, (
                     f"phase {phase.name!r} cannot be sent to a worker: its handler "

@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import io
 import types
+import weakref
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
-__all__ = ["Task", "call_handler", "dumps"]
+__all__ = ["Task", "call_handler", "dumps", "pickled_handler"]
 
 
 def call_handler(handler: Callable[..., Any], context: Mapping[str, Any] | None) -> Any:
@@ -73,6 +74,25 @@ def dumps(obj: Any) -> bytes:
     buffer = io.BytesIO()
     _pickler_class()(buffer, protocol=5).dump(obj)
     return buffer.getvalue()
+
+
+_handler_bytes: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+
+
+def pickled_handler(handler: Any) -> bytes:
+    """``dumps(handler)``, kept per handler object: 2,000 phases sharing a handler, and the
+    run's check that it pickles before any phase starts, pickle it once."""
+    try:
+        cached = _handler_bytes.get(handler)
+    except TypeError:  # not weak-referenceable or not hashable: no cache
+        return dumps(handler)
+    if cached is None:
+        cached = dumps(handler)
+        try:
+            _handler_bytes[handler] = cached
+        except TypeError:
+            pass
+    return cached
 
 
 @functools.cache

@@ -1,9 +1,10 @@
 """Pickling a task for another process, and saying what would not pickle; pickling its
 result on the way back.
 
-The handler and the context are pickled separately: a handler's bytes are cached per
-handler object (2,000 phases sharing one handler pickle it once), and workers cache
-the unpickled handler per bytes in turn. Functions from ``__main__`` or from a
+The handler and the context are pickled separately: a handler's bytes are kept per
+handler object (``core.task.pickled_handler``: 2,000 phases sharing one handler, and
+the run's check that it pickles, pickle it once), and workers cache the unpickled
+handler per bytes in turn. Functions from ``__main__`` or from a
 ``phasewise run`` target are pickled by value, which is the expensive case.
 
 A result is pickled with protocol 5, its large buffers out-of-band (PEP 574): a numpy
@@ -14,38 +15,20 @@ into the memory the unpickled array then uses (see ``phasewise.core.wire``).
 from __future__ import annotations
 
 import pickle
-import weakref
 from typing import Any
 
 from phasewise.core import wire
 from phasewise.core.errors import SerializationError
-from phasewise.core.task import Task
+from phasewise.core.task import Task, pickled_handler
 from phasewise.core.task import dumps as _dumps
 
 __all__ = ["dump_result", "load_result", "pickle_task", "run_frame"]
-
-_handler_bytes: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
-
-
-def _pickle_handler(handler: Any) -> bytes:
-    try:
-        cached = _handler_bytes.get(handler)
-    except TypeError:  # not weak-referenceable or not hashable: no cache
-        return _dumps(handler)
-    if cached is None:
-        cached = _dumps(handler)
-        try:
-            _handler_bytes[handler] = cached
-        except TypeError:
-            pass
-    return cached
-
 
 def pickle_task(task: Task) -> tuple[bytes, bytes] | SerializationError:
     """``(handler bytes, context bytes)`` — empty context bytes for "no context" — or an
     error naming the phase and the object that would not pickle."""
     try:
-        handler = _pickle_handler(task.handler)
+        handler = pickled_handler(task.handler)
     except Exception as exc:
         return _error(task, f"handler {task.handler!r}", exc)
     if task.context is None:
