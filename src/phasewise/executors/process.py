@@ -609,27 +609,34 @@ def _forkserver_users(delta: int) -> None:
 
             # Its workers are gone and it holds no state: a SIGKILL spares waiting ~20 ms
             # for its interpreter to tear itself down.
-            pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
-            if pid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            _stop_helper(forkserver._forkserver, "_forkserver_pid")
+            _stop_helper(forkserver._forkserver, "_forkserver_pid", kill=True)
             if _tracker_is_ours:
                 _stop_helper(resource_tracker._resource_tracker, "_pid")
             _tracker_is_ours = False
 
 
-def _stop_helper(helper: Any, pid_attribute: str, seconds: float = 2.0) -> None:
-    """Stop a multiprocess helper process (forkserver, resource tracker) and reap it;
-    SIGKILL it if it has not gone within ``seconds``."""
+def _stop_helper(helper: Any, pid_attribute: str, *, kill: bool = False,
+                 seconds: float = 2.0) -> None:
+    """Stop a multiprocess helper process (forkserver, resource tracker) and reap it.
+
+    With ``kill`` it is SIGKILLed at once; otherwise it is asked to stop, and SIGKILLed
+    only if it has not gone within ``seconds``."""
     stop = getattr(helper, "_stop", None)
     if stop is None:
         return
     pid = getattr(helper, pid_attribute, None)
+    if kill:
+        _kill_helper(pid)
     stopper = threading.Thread(target=stop, name="phasewise-stop-helper", daemon=True)
     stopper.start()
     stopper.join(seconds)
-    if stopper.is_alive() and pid:
+    if stopper.is_alive():
+        _kill_helper(pid)
+        stopper.join(seconds)
+    _wait_thread_gone(stopper)  # so that the next pool can still fork
+
+
+def _kill_helper(pid: int | None) -> None:
+    if pid:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-        stopper.join(seconds)
