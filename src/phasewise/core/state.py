@@ -115,14 +115,18 @@ class PipelineState:
 _STATE_FIELDS = tuple(f.name for f in fields(PipelineState))
 
 
-def _evolve(state: PipelineState, **changes: Any) -> PipelineState:
-    """Copy ``state`` with ``changes`` without rebuilding the phases (O(1))."""
-    new = object.__new__(PipelineState)
-    d = new.__dict__
-    d.update(state.__dict__)
+_new, _set_dict = object.__new__, object.__setattr__
+
+
+def _evolve(state: PipelineState, changes: dict[str, Any]) -> PipelineState:
+    """Copy ``state`` with ``changes`` without rebuilding the phases (O(1)); a new ``_vec``
+    drops the tuple ``phases`` was built from."""
+    d = state.__dict__.copy()
     if "_vec" in changes:
         d["_phases_tuple"] = None
     d.update(changes)
+    new = _new(PipelineState)
+    _set_dict(new, "__dict__", d)
     return new
 
 
@@ -157,17 +161,7 @@ def make_reducer(
         done = sum(weights.get(p.name, 1) for p in vec if p.status in DONE_STATUSES)
         return done / total_weight
 
-    new_state, set_dict = object.__new__, object.__setattr__
     index_of = initial_index.get  # the same for every state of this pipeline
-
-    def with_status(state: PipelineState, index: int, status: PhaseStatus) -> PipelineState:
-        """A copy of ``state`` with ``status`` at ``index``; the caller sets other fields."""
-        new = new_state(PipelineState)
-        d = state.__dict__.copy()
-        set_dict(new, "__dict__", d)
-        d["_vec"] = d["_vec"].set(index, status)
-        d["_phases_tuple"] = None
-        return new
 
     def log(state: PipelineState, payload: Mapping[str, Any]) -> PipelineState:
         index = index_of(payload.get("name"))  # type: ignore[arg-type]
@@ -183,7 +177,7 @@ def make_reducer(
         )
         logs = old.logs
         logs = (*logs[len(logs) - limit + 1 :], entry) if len(logs) >= limit else (*logs, entry)
-        return with_status(state, index, replace(old, logs=logs))
+        return _evolve(state, {"_vec": state.__dict__["_vec"].set(index, replace(old, logs=logs))})
 
     def phase_change(state: PipelineState, kind: str, payload: Mapping[str, Any]) -> PipelineState:
         phase = payload.get("name")
@@ -217,22 +211,21 @@ def make_reducer(
                 if "traceback" in payload:
                     changes["traceback"] = str(payload["traceback"])
             status = replace(old, **changes)
-        new = with_status(state, index, status)
-        nd = new.__dict__
         started_at = d["started_at"]
-        nd["elapsed"] = (now - started_at) if started_at else d["elapsed"]
+        fields = {"_vec": d["_vec"].set(index, status),
+                  "elapsed": (now - started_at) if started_at else d["elapsed"]}
         if kind == A.PHASE_START:
-            nd["current_phase"] = phase
+            fields["current_phase"] = phase
         elif kind == A.PHASE_FAILED:
-            nd["status"] = "failed"
-            nd["current_phase"] = phase
+            fields["status"] = "failed"
+            fields["current_phase"] = phase
         # START / RETRY of a completed or skipped phase takes its weight back out
         was, done = old.status in DONE_STATUSES, status.status in DONE_STATUSES
         if was != done and total_weight > 0:
             delta = weights.get(phase, 1) / total_weight  # type: ignore[arg-type]
             progress = d["progress"] + (delta if done else -delta)
-            nd["progress"] = min(1.0, max(0.0, progress))
-        return new
+            fields["progress"] = min(1.0, max(0.0, progress))
+        return _evolve(state, fields)
 
     def reducer(state: PipelineState | None, action: Action) -> PipelineState:
         kind = action.type
@@ -249,15 +242,16 @@ def make_reducer(
             return log(state, payload)
         if kind == A.PIPELINE_START:
             started = action.payload if isinstance(action.payload, (int, float)) else None
-            return _evolve(state, status="running", started_at=started or time.monotonic())
+            return _evolve(state, {"status": "running",
+                                   "started_at": started or time.monotonic()})
         if kind == A.PIPELINE_COMPLETE:
             now = payload.get("timestamp") or time.monotonic()
             status = payload.get("status")
             if status is None:
                 status = state.status if state.status in ("failed", "cancelled") else "completed"
             elapsed = now - state.started_at if state.started_at else state.elapsed
-            return _evolve(state, status=status, elapsed=elapsed, current_phase="",
-                           progress=progress_of(state.__dict__["_vec"]))
+            return _evolve(state, {"status": status, "elapsed": elapsed, "current_phase": "",
+                                   "progress": progress_of(state.__dict__["_vec"])})
         return state
 
     return reducer
