@@ -1,13 +1,24 @@
-"""What the process and subprocess executors share: a killable future, and the small
-system calls around a worker process."""
+"""What the process and subprocess executors share: a killable future, the small system
+calls around a worker process, and the words for how a worker failed."""
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import Future
 
-__all__ = ["KillableFuture", "signal_group", "write_all"]
+from phasewise.core import wire
+from phasewise.core.errors import PhaseError, RemotePhaseError, SerializationError
+
+__all__ = [
+    "KillableFuture",
+    "describe_exit",
+    "describe_unfinished",
+    "raise_for_error",
+    "signal_group",
+    "write_all",
+]
 
 
 class KillableFuture(Future):  # type: ignore[type-arg]
@@ -51,3 +62,32 @@ def signal_group(pid: int | None, sig: int) -> None:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def describe_exit(phase: str, pid: int, exitcode: int | None) -> str:
+    """Why a worker died, in words: the signal's name, or the exit code."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -exitcode == 9 else ""
+        return f"phase {phase!r}: its worker process {pid} was killed by {name}{hint}"
+    return f"phase {phase!r}: its worker process {pid} exited with code {exitcode} before replying"
+
+
+def describe_unfinished(reader: wire.MessageReader) -> str:
+    """What a worker that has gone left half-sent, in words to append to ``describe_exit``
+    ("" if nothing)."""
+    if not reader.pending:
+        return ""
+    expected = reader.expected
+    of = f"of the {expected} " if expected is not None else ""
+    return f"; it had sent {reader.pending} {of}bytes of a message"
+
+
+def raise_for_error(message: wire.Error, phase: str) -> PhaseError:
+    """The exception a worker's Error frame stands for."""
+    if message.type == "SerializationError":
+        return SerializationError(message.message, phase)
+    return RemotePhaseError(message.type, message.message, message.traceback, phase)

@@ -39,57 +39,33 @@ import contextlib
 import os
 import select
 import signal
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
 from typing import Any
 
 from phasewise.core import wire
 from phasewise.core.errors import (
     PhaseError,
-    RemotePhaseError,
     SerializationError,
     WireError,
     WorkerDied,
 )
 from phasewise.core.task import Task
-from phasewise.executors._killable import KillableFuture, signal_group, write_all
+from phasewise.executors import _start
+from phasewise.executors._killable import (
+    KillableFuture,
+    describe_exit,
+    describe_unfinished,
+    raise_for_error,
+    signal_group,
+    write_all,
+)
 from phasewise.executors._pickling import load_result, run_frame
 
-__all__ = ["ProcessExecutor", "describe_exit", "describe_unfinished", "raise_for_error"]
-
-
-def describe_exit(phase: str, pid: int, exitcode: int | None) -> str:
-    """Why a worker died, in words: the signal's name, or the exit code."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -exitcode == 9 else ""
-        return f"phase {phase!r}: its worker process {pid} was killed by {name}{hint}"
-    return f"phase {phase!r}: its worker process {pid} exited with code {exitcode} before replying"
-
-
-def describe_unfinished(reader: wire.MessageReader) -> str:
-    """What a worker that has gone left half-sent, in words to append to ``describe_exit``
-    ("" if nothing)."""
-    if not reader.pending:
-        return ""
-    expected = reader.expected
-    of = f"of the {expected} " if expected is not None else ""
-    return f"; it had sent {reader.pending} {of}bytes of a message"
-
-
-def raise_for_error(message: wire.Error, phase: str) -> PhaseError:
-    """The exception a worker's Error frame stands for."""
-    if message.type == "SerializationError":
-        return SerializationError(message.message, phase)
-    return RemotePhaseError(message.type, message.message, message.traceback, phase)
+__all__ = ["ProcessExecutor"]
 
 
 _DEPTH = 4
@@ -151,8 +127,8 @@ class ProcessExecutor:
 
         if max_workers is not None and max_workers < 1:
             raise ValueError("max_workers must be >= 1")
-        if start_method not in _START_METHODS:
-            raise ValueError(f"start_method must be one of {', '.join(_START_METHODS)}, "
+        if start_method not in _start.START_METHODS:
+            raise ValueError(f"start_method must be one of {', '.join(_start.START_METHODS)}, "
                              f"got {start_method!r}")
         self.max_workers = max_workers or os.cpu_count() or 1
         self.start_method = start_method
@@ -248,13 +224,13 @@ class ProcessExecutor:
         first = self._manager is None
         count = self.max_workers - len(self._workers) if first else 1
         if self.start_method == "fork" or (self.start_method == "auto" and first
-                                           and _single_threaded()):
+                                           and _start.single_threaded()):
             ctx = self._fork_ctx
         else:
             ctx = self._ctx
             if not self._uses_helpers:
                 self._uses_helpers = True
-                _forkserver_users(+1)
+                _start.forkserver_users(+1)
         for _ in range(count):
             self._idle.append(self._start_worker(ctx))
         self._watch_changed()
@@ -273,7 +249,7 @@ class ProcessExecutor:
         process = ctx.Process(target=process_worker_main,
                               args=(task_read, result_write, inherited),
                               name="phasewise-worker", daemon=True)
-        with _main_module_hidden():
+        with _start.main_module_hidden():
             process.start()
         task_read.close()
         result_write.close()
@@ -513,7 +489,7 @@ class ProcessExecutor:
                 self._watch_changed()
             if self._manager is not None:
                 self._manager.join(5.0)
-                _wait_thread_gone(self._manager)
+                _start.wait_thread_gone(self._manager)
             else:
                 for worker in workers:
                     _close_worker(worker)
@@ -523,51 +499,7 @@ class ProcessExecutor:
                 self._wake_r = self._wake_w = -1
         finally:
             if self._uses_helpers:
-                _forkserver_users(-1)
-
-
-_START_METHODS = ("auto", "forkserver", "spawn", "fork")
-
-
-def _single_threaded() -> bool:
-    """Whether this process has a single thread, as the kernel counts them (so threads
-    started by C libraries count too); False where that cannot be told."""
-    try:
-        return len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return False
-
-
-def _wait_thread_gone(thread: threading.Thread, seconds: float = 0.1) -> None:
-    """Wait until the kernel no longer lists a joined thread (it lingers a moment after
-    ``join`` returns), so that the next pool can see a single-threaded process and fork."""
-    path = f"/proc/self/task/{thread.native_id}"
-    deadline = time.monotonic() + seconds
-    while os.path.exists(path) and time.monotonic() < deadline:
-        time.sleep(0.0005)
-
-
-@contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Keep a spawned or forkserver worker from re-running the parent's ``__main__`` script.
-
-    multiprocess re-imports the main module in such workers so that pickles referring to
-    it resolve; cloudpickle sends ``__main__``'s functions by value, so workers never
-    need it — and re-running a script without an ``if __name__ == "__main__"`` guard
-    would run the user's pipeline again inside every worker.
-    """
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
-    main.__dict__.pop("__file__", None)
-    main.__dict__["__spec__"] = None
-    try:
-        yield
-    finally:
-        main.__dict__.pop("__spec__", None)
-        main.__dict__.update(saved)
+                _start.forkserver_users(-1)
 
 
 def _announce(started: list[Callable[[Any], None]]) -> None:
@@ -586,57 +518,3 @@ def _close_worker(worker: _Worker) -> None:
             conn.close()
         except OSError:
             pass
-
-
-_forkserver_lock = threading.Lock()
-_forkserver_count = 0
-_tracker_is_ours = False
-
-
-def _forkserver_users(delta: int) -> None:
-    """Count pools using the forkserver (or spawn); when the last one shuts down, stop the
-    server, and multiprocess's resource tracker if it was not running before the first
-    pool — both are children of this process that would otherwise outlive the run."""
-    global _forkserver_count, _tracker_is_ours
-    with _forkserver_lock:
-        if _forkserver_count == 0 and delta > 0:
-            from multiprocess import resource_tracker
-
-            _tracker_is_ours = getattr(resource_tracker._resource_tracker, "_fd", 0) is None
-        _forkserver_count += delta
-        if _forkserver_count == 0:
-            from multiprocess import forkserver, resource_tracker
-
-            # Its workers are gone and it holds no state: a SIGKILL spares waiting ~20 ms
-            # for its interpreter to tear itself down.
-            _stop_helper(forkserver._forkserver, "_forkserver_pid", kill=True)
-            if _tracker_is_ours:
-                _stop_helper(resource_tracker._resource_tracker, "_pid")
-            _tracker_is_ours = False
-
-
-def _stop_helper(helper: Any, pid_attribute: str, *, kill: bool = False,
-                 seconds: float = 2.0) -> None:
-    """Stop a multiprocess helper process (forkserver, resource tracker) and reap it.
-
-    With ``kill`` it is SIGKILLed at once; otherwise it is asked to stop, and SIGKILLed
-    only if it has not gone within ``seconds``."""
-    stop = getattr(helper, "_stop", None)
-    if stop is None:
-        return
-    pid = getattr(helper, pid_attribute, None)
-    if kill:
-        _kill_helper(pid)
-    stopper = threading.Thread(target=stop, name="phasewise-stop-helper", daemon=True)
-    stopper.start()
-    stopper.join(seconds)
-    if stopper.is_alive():
-        _kill_helper(pid)
-        stopper.join(seconds)
-    _wait_thread_gone(stopper)  # so that the next pool can still fork
-
-
-def _kill_helper(pid: int | None) -> None:
-    if pid:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)

@@ -27,9 +27,15 @@ from typing import Any
 from phasewise.core import wire
 from phasewise.core.errors import SerializationError, WireError, WorkerDied
 from phasewise.core.task import Task
-from phasewise.executors._killable import KillableFuture, signal_group, write_all
+from phasewise.executors._killable import (
+    KillableFuture,
+    describe_exit,
+    describe_unfinished,
+    raise_for_error,
+    signal_group,
+    write_all,
+)
 from phasewise.executors._pickling import load_result, run_frame
-from phasewise.executors.process import describe_exit, describe_unfinished, raise_for_error
 
 __all__ = ["SubprocessExecutor"]
 
