@@ -487,6 +487,41 @@ def test_execute_on_inline_past_its_timeout_fails_afterwards() -> None:
     assert "timed out after" in Store(history).run_saga(saga)
 
 
+def test_cancel_unstarted_only_withdraws_queued_tasks_and_leaves_running_ones(
+    store: Store,
+) -> None:
+    executor = ThreadExecutor(max_workers=1)  # one thread: the second task waits its turn
+    started, release = threading.Event(), threading.Event()
+
+    def blocking() -> str:
+        started.set()
+        release.wait(10)
+        return "finished"
+
+    def runner(task: Task):
+        return (yield Execute(task, executor))
+
+    def saga():
+        running = yield Fork(runner, (Task("running", blocking),))
+        queued = yield Fork(runner, (Task("queued", lambda: "ran"),))
+        yield Delay(0)  # both reach their Execute
+        assert (yield Call(started.wait, args=(10,)))
+        withdrawn = yield Cancel(queued, unstarted_only=True)
+        kept = yield Cancel(running, unstarted_only=True)
+        release.set()
+        try:
+            yield Join(queued)
+        except SagaCancelled:
+            queued_outcome = "cancelled"
+        return withdrawn, kept, queued_outcome, (yield Join(running))
+
+    try:
+        assert store.run_saga(saga) == (True, False, "cancelled", "finished")
+    finally:
+        release.set()
+        executor.shutdown()
+
+
 def test_cancelling_an_execute_drops_its_later_events(store: Store) -> None:
     executor = ThreadExecutor(max_workers=1)
     started, release = threading.Event(), threading.Event()

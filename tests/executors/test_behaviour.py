@@ -86,6 +86,11 @@ def const(value: Any) -> Any:
     return value
 
 
+def sleep_then(seconds: float, value: Any) -> Any:
+    time.sleep(seconds)
+    return value
+
+
 def fail(message: str) -> None:
     raise ValueError(message)
 
@@ -324,6 +329,26 @@ def test_stop_fails_the_pipeline_and_unstarted_phases_end_cancelled(executor: st
     assert state.phase("b_depends").status == "cancelled"
     assert state.phase("z_later").status == "cancelled"
     assert result.results == {}
+
+
+def test_stop_keeps_phases_waiting_in_an_executors_queue_from_starting(
+    executor: str, tmp_path: Path,
+) -> None:
+    # One worker: the executors that queue tasks hold the "q" phases while "a_fails" runs.
+    # At most one of them can have begun before the failure is seen; the rest must not.
+    pipeline = Pipeline(
+        "stop_queued",
+        Phase("a_fails", partial(fail, "broken"), parallel=True),
+        *(Phase(f"q{i}", partial(sleep_then, 0.3, i), parallel=True) for i in range(4)),
+    )
+    result = pipeline.run(executor=executor, max_workers=1)
+    assert result.status == "failed"
+    statuses = [result.state.phase(f"q{i}").status for i in range(4)]
+    assert statuses.count("cancelled") >= 3, statuses
+    assert set(statuses) <= {"cancelled", "completed"}, statuses
+    cancelled = [result.state.phase(f"q{i}") for i in range(4)
+                 if result.state.phase(f"q{i}").status == "cancelled"]
+    assert all(p.error == "not started: phase 'a_fails' failed" for p in cancelled), cancelled
 
 
 @pytest.mark.parametrize("backoff", ["fixed", "exponential"])

@@ -110,9 +110,14 @@ class Join(msgspec.Struct, frozen=True):
 
 
 class Cancel(msgspec.Struct, frozen=True):
-    """Cancel a forked saga: ``SagaCancelled`` is thrown in at its current ``yield``."""
+    """Cancel a forked saga: ``SagaCancelled`` is thrown in at its current ``yield``.
+
+    With ``unstarted_only``, only if the saga waits on an ``Execute`` whose task has not
+    started (it waits in the executor's queue, its future still pending): the task is
+    withdrawn. Resumes with whether the saga was cancelled."""
 
     task: SagaTask
+    unstarted_only: bool = False
 
 
 class All(msgspec.Struct, frozen=True):
@@ -440,7 +445,16 @@ class SagaRunner:
         return _SUSPEND
 
     def _cancel(self, task: SagaTask, effect: Cancel) -> Any:
-        self._cancel_task(effect.task)
+        target = effect.task
+        if target.done:
+            return False
+        if effect.unstarted_only:
+            wait = target._wait
+            # Future.cancel itself, not an executor's override that stops a running task
+            if not isinstance(wait, Future) or not Future.cancel(wait):
+                return False
+        self._cancel_task(target)
+        return True
 
     def _all(self, task: SagaTask, effect: All) -> Any:
         children = [

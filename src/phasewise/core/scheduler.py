@@ -189,6 +189,10 @@ class PipelineRun:
                         if self.fail_fast and running:
                             cancel_reason = f"cancelled: phase {name!r} failed (fail_fast)"
                             yield from self._cancel_all(running, done, cancel_reason)
+                        else:  # running phases finish; those still queued do not start
+                            self._cancel_reason = f"not started: phase {name!r} failed"
+                            for task in list(running.values()):
+                                yield Cancel(task, unstarted_only=True)
             except SagaCancelled:
                 interrupted = True
                 yield from self._cancel_all(running, done, "cancelled: interrupted")
