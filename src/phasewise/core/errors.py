@@ -12,6 +12,8 @@
      │    ├── SerializationError  its handler, context or result could not be pickled
      │    └── RemotePhaseError  its handler raised in another process (type, message, traceback)
      ├── WireError              a worker sent a frame that could not be decoded
+     ├── ExecutorError          an executor cannot work at all (interpreter missing, cannot
+     │                          start a process, cluster unreachable): the run stops
      ├── PluginError            plugins disagree (two register one executor name)
      │    ├── UnknownExecutorError  no installed plugin provides that executor
      │    └── ExecutorOptionsError  the executor's factory refused the options given
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "CycleError",
+    "ExecutorError",
     "ExecutorOptionsError",
     "PhaseError",
     "PhaseTimeout",
@@ -101,6 +104,17 @@ class RemotePhaseError(PhaseError):
 
 class WireError(PhasewiseError):
     """A frame from a worker could not be decoded."""
+
+
+class ExecutorError(PhasewiseError):
+    """Executor ``executor`` cannot run any phase (not one phase's fault): no retries,
+    the run stops and ``Pipeline.run`` raises this. ``option`` names the executor option
+    at fault, when one is."""
+
+    def __init__(self, executor: str, message: str, option: str | None = None) -> None:
+        self.executor = executor
+        self.option = option
+        super().__init__(f"executor {executor!r}: {message}")
 
 
 class PluginError(PhasewiseError):
