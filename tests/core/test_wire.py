@@ -24,6 +24,8 @@ EXAMPLES: list[wire.Message] = [
     wire.Error("", "", ""),
     wire.Run("build", b"\x80\x05handler", b"\x80\x05context", True),
     wire.Run("ünïcode phase", b"", b"", False),
+    wire.Prepare(("/work/project", "/usr/lib/python3.11"), ("/usr/lib/python3.11",), "/usr", 1,
+                 4242),
 ]
 
 

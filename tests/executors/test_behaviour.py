@@ -3,12 +3,12 @@
 Executors registered later (by this package or an installed plugin) join for free: the
 parameter list is read from the registry at collection time.
 
-Handlers are module-level functions, bound to their arguments with functools.partial,
-so they can be pickled for executors that cross a process boundary. This module is
-pickled by value (``cloudpickle.register_pickle_by_value``), so a worker that cannot
-import it — a fresh interpreter without the tests directory on its path — still can
-run them. Phases coordinate through files in ``tmp_path`` (a file exists or not, in any
-process), never through timing; every wait is bounded.
+Handlers are module-level functions of this test module, bound to their arguments with
+functools.partial, and cross a process boundary by reference, as a user's handlers in a
+test module do: a worker unpickles them by importing this module, which it finds on the
+import path it is given by the parent (``phasewise.core.bootstrap``). Phases coordinate
+through files in ``tmp_path`` (a file exists or not, in any process), never through
+timing; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,8 +32,6 @@ from phasewise.core.actions import PHASE_RETRY
 from phasewise.plugins.manager import executor_registry
 
 pytestmark = pytest.mark.timeout(60)
-
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 EXECUTORS = executor_registry().names()
 ONE_AT_A_TIME = {"inline"}  # executors that run a phase inside submit(), one at a time

@@ -1,7 +1,8 @@
 """The ``phasewise`` command: run, list, graph, executors.
 
 Exit codes: 0 the pipeline completed, 1 it failed, 2 bad input (a usage error, printed
-as one short message without a traceback), 130 interrupted with Ctrl-C.
+as one short message without a traceback), 130 interrupted with Ctrl-C. A reader that
+goes away (``phasewise run x.py | head``) does not change the exit code (cli/pipes.py).
 """
 
 from __future__ import annotations
@@ -216,16 +217,19 @@ def executors() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        cli(prog_name="phasewise")
-    except SystemExit as exit_:
-        if exit_.code == 130:
-            # The run was interrupted and its workers are stopped. Leave now: a second
-            # Ctrl-C during interpreter shutdown would otherwise end us by SIGINT.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
-        raise
+    from phasewise.cli.pipes import guard_std_streams
+
+    with guard_std_streams():  # a reader that goes away does not stop the run
+        try:
+            cli(prog_name="phasewise")
+        except SystemExit as exit_:
+            if exit_.code == 130:
+                # The run was interrupted and its workers are stopped. Leave now: a second
+                # Ctrl-C during interpreter shutdown would otherwise end us by SIGINT.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
+            raise
 
 
 if __name__ == "__main__":

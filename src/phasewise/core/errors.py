@@ -13,7 +13,9 @@
      │    └── RemotePhaseError  its handler raised in another process (type, message, traceback)
      ├── WireError              a worker sent a frame that could not be decoded
      ├── ExecutorError          an executor cannot work at all (interpreter missing, cannot
-     │                          start a process, cluster unreachable): the run stops
+     │    │                     start a process, cluster unreachable): the run stops
+     │    └── BootstrapError    it would start processes while a module is being imported
+     │                          (a script without a __main__ guard would multiply itself)
      ├── PluginError            plugins disagree (two register one executor name)
      │    ├── UnknownExecutorError  no installed plugin provides that executor
      │    └── ExecutorOptionsError  the executor's factory refused the options given
@@ -27,6 +29,7 @@ caller asked for them (``raise_for_status``) or where infrastructure is broken.
 from __future__ import annotations
 
 __all__ = [
+    "BootstrapError",
     "CycleError",
     "ExecutorError",
     "ExecutorOptionsError",
@@ -111,10 +114,18 @@ class ExecutorError(PhasewiseError):
     the run stops and ``Pipeline.run`` raises this. ``option`` names the executor option
     at fault, when one is."""
 
-    def __init__(self, executor: str, message: str, option: str | None = None) -> None:
+    def __init__(self, executor: str, detail: str, option: str | None = None) -> None:
         self.executor = executor
+        self.detail = detail
         self.option = option
-        super().__init__(f"executor {executor!r}: {message}")
+        super().__init__(f"executor {executor!r}: {detail}")
+
+
+class BootstrapError(ExecutorError):
+    """Executor ``executor`` refused to start worker processes: the code asking for them
+    runs while a module is being imported (or in a worker still unpickling its task, or
+    too many worker processes deep). Each worker would import that module again and start
+    the pipeline again. The fix is an ``if __name__ == "__main__":`` guard."""
 
 
 class PluginError(PhasewiseError):

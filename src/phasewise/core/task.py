@@ -11,22 +11,42 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
-__all__ = ["Task", "call_handler", "dumps", "pickled_handler"]
+__all__ = ["Task", "call_handler", "dumps", "handler_traceback", "pickled_handler"]
 
 
 def call_handler(handler: Callable[..., Any], context: Mapping[str, Any] | None) -> Any:
-    """Call ``handler``, passing ``context=`` when the phase asked for it (context not None)."""
+    """Call ``handler``, passing ``context=`` when the phase asked for it (context not None).
+
+    ``handler_traceback`` shows a handler's traceback from the frame below this one."""
     if context is None:
         return handler()
-    return handler(context=dict(context))
+    return handler(context=context)
+
+
+def handler_traceback(exc: BaseException) -> str:
+    """``exc``'s formatted traceback from the handler's frame down, without the frames of
+    phasewise and the executor above it (``call_handler`` and whatever called it), so
+    that every executor shows the same. ``PHASEWISE_DEBUG=1`` keeps them all."""
+    import os
+    import traceback
+
+    tb = exc.__traceback__
+    if not os.environ.get("PHASEWISE_DEBUG"):
+        entry, below_caller = tb, None
+        while entry is not None:
+            if entry.tb_frame.f_code is call_handler.__code__:
+                below_caller = entry.tb_next
+            entry = entry.tb_next
+        if below_caller is not None:
+            tb = below_caller
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 class Task:
     """Everything needed to run one attempt of a phase, here or anywhere phasewise is installed.
 
     In-process executors call ``run()``. Executors that cross a process boundary send
-    ``payload`` — cloudpickled bytes of the handler and its context, made on first use —
-    and call ``Task.run_payload(payload)`` on the other side.
+    ``payload`` (bytes) and call ``Task.run_payload(payload)`` on the other side.
     """
 
     __slots__ = ("__dict__", "attempt", "capture_output", "context", "handler", "phase", "timeout")
@@ -53,16 +73,36 @@ class Task:
 
     @cached_property
     def payload(self) -> bytes:
-        """cloudpickle of ``(handler, context)``; raises whatever pickling raises."""
-        return dumps((self.handler, self.context))
+        """What another process needs to run this task, made on first use: a
+        ``wire.Prepare`` frame (this process's import path, see ``core.bootstrap``) and a
+        ``wire.Run`` frame (the cloudpickled handler and context). Raises whatever
+        pickling raises."""
+        from phasewise.core import bootstrap, wire
+
+        context = b"" if self.context is None else dumps(self.context)
+        run = wire.Run(self.phase, pickled_handler(self.handler), context, self.capture_output)
+        return wire.encode(bootstrap.prepare_message()) + wire.encode(run)
 
     @staticmethod
     def run_payload(payload: bytes) -> Any:
-        """Run the task whose ``payload`` this is (in another process, say): what ``run()``
-        would return, or what it would raise."""
+        """Run the task whose ``payload`` this is (in another process, say): take the
+        parent's import path, unpickle, call. Returns what ``run()`` would return, raises
+        what it would raise."""
         import cloudpickle
 
-        handler, context = cloudpickle.loads(payload)
+        from phasewise.core import bootstrap, wire
+
+        run = None
+        for message in wire.MessageReader().feed(payload):
+            if isinstance(message, wire.Prepare):
+                bootstrap.apply(message)
+            elif isinstance(message, wire.Run):
+                run = message
+        if run is None:
+            raise ValueError("not a task payload: it holds no Run message")
+        with bootstrap.unpickling(run.phase):
+            handler = cloudpickle.loads(run.handler)
+            context = cloudpickle.loads(run.context) if run.context else None
         return call_handler(handler, context)
 
     def __repr__(self) -> str:

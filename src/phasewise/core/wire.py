@@ -4,7 +4,7 @@ Every message is a msgspec Struct, msgpack-encoded and sent as one frame (a larg
 Result as several, below): a 4-byte big-endian length, then the body. The same Structs
 are what executors hand to ``emit``; in-process executors skip the encoding.
 
-    parent ── Run ──────────────▶ worker
+    parent ── Prepare (once per worker), Run ──▶ worker
     parent ◀─ Log, Log, …, Result | Error ── worker
 
 ``Started`` is emitted by executors that queue tasks, when a queued task begins.
@@ -44,6 +44,7 @@ __all__ = [
     "Log",
     "Message",
     "MessageReader",
+    "Prepare",
     "Result",
     "Run",
     "Started",
@@ -121,7 +122,24 @@ class Run(msgspec.Struct, tag="run", tag_field="kind", array_like=True, frozen=T
     capture: bool
 
 
-Message = Union[Started, Log, Result, Error, Run]  # noqa: UP007 - msgspec needs a runtime Union on 3.10
+class Prepare(msgspec.Struct, tag="prepare", tag_field="kind", array_like=True, frozen=True):
+    """Sent to a worker before its first task: what it needs to unpickle tasks as the
+    parent would (see ``phasewise.core.bootstrap``).
+
+    ``sys_path`` is the parent's import path, every entry absolute; ``interpreter`` lists
+    those of its entries that belong to the parent's own Python installation (stdlib,
+    site-packages), which a worker running another Python must not take; ``prefix`` is
+    the parent's ``sys.prefix``; ``depth`` how many worker processes deep the worker
+    runs (1: started by a top-level run); ``pid`` the parent's process id."""
+
+    sys_path: tuple[str, ...]
+    interpreter: tuple[str, ...]
+    prefix: str
+    depth: int
+    pid: int
+
+
+Message = Union[Started, Log, Result, Error, Run, Prepare]  # noqa: UP007 - msgspec needs a runtime Union on 3.10
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)

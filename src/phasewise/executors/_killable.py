@@ -9,13 +9,17 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from phasewise.core import wire
-from phasewise.core.errors import PhaseError, RemotePhaseError, SerializationError
+from phasewise.core.errors import (
+    BootstrapError,
+    RemotePhaseError,
+    SerializationError,
+)
 
 __all__ = [
     "KillableFuture",
     "describe_exit",
     "describe_unfinished",
-    "raise_for_error",
+    "error_from_reply",
     "signal_group",
     "write_all",
 ]
@@ -86,8 +90,10 @@ def describe_unfinished(reader: wire.MessageReader) -> str:
     return f"; it had sent {reader.pending} {of}bytes of a message"
 
 
-def raise_for_error(message: wire.Error, phase: str) -> PhaseError:
-    """The exception a worker's Error frame stands for."""
+def error_from_reply(message: wire.Error, phase: str, executor: str) -> Exception:
+    """The exception a worker's Error frame stands for (to raise, or set on a future)."""
+    if message.type == "BootstrapError":  # not the phase's fault: the run stops
+        return BootstrapError(executor, message.message)
     if message.type == "SerializationError":
         return SerializationError(message.message, phase)
     return RemotePhaseError(message.type, message.message, message.traceback, phase)

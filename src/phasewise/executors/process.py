@@ -46,8 +46,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from phasewise.core import wire
+from phasewise.core import bootstrap, wire
 from phasewise.core.errors import (
+    ExecutorError,
     PhaseError,
     SerializationError,
     WireError,
@@ -59,7 +60,7 @@ from phasewise.executors._killable import (
     KillableFuture,
     describe_exit,
     describe_unfinished,
-    raise_for_error,
+    error_from_reply,
     signal_group,
     write_all,
 )
@@ -125,6 +126,7 @@ class ProcessExecutor:
     ) -> None:
         import multiprocess
 
+        bootstrap.check_can_start_processes("process")
         if max_workers is not None and max_workers < 1:
             raise ValueError("max_workers must be >= 1")
         if start_method not in _start.START_METHODS:
@@ -138,6 +140,7 @@ class ProcessExecutor:
         if self._ctx.get_start_method() == "forkserver":
             self._ctx.set_forkserver_preload(["phasewise.executors.worker", "cloudpickle"])
         self._fork_ctx = multiprocess.get_context("fork")
+        self._prepare = wire.encode(bootstrap.prepare_message())  # every worker's first frame
         self._uses_helpers = False  # a forkserver or spawn worker was started: see release
         self._lock = threading.RLock()
         self._workers: list[_Worker] = []
@@ -231,8 +234,16 @@ class ProcessExecutor:
             if not self._uses_helpers:
                 self._uses_helpers = True
                 _start.forkserver_users(+1)
-        for _ in range(count):
-            self._idle.append(self._start_worker(ctx))
+        try:
+            for _ in range(count):
+                self._idle.append(self._start_worker(ctx))
+        except OSError as exc:  # cannot fork, out of processes: no task can run
+            if not self._workers:
+                error = ExecutorError("process", f"cannot start a worker process: {exc}")
+                for future, _, _ in self._pending:
+                    if future.set_running_or_notify_cancel():
+                        future.set_exception(error)
+                self._pending.clear()
         self._watch_changed()
         self._ensure_manager()
 
@@ -253,6 +264,8 @@ class ProcessExecutor:
             process.start()
         task_read.close()
         result_write.close()
+        with contextlib.suppress(OSError):  # if it died at once, its sentinel says so
+            write_all(task_write.fileno(), self._prepare)
         worker = _Worker(process, task_write, result_read)
         self._workers.append(worker)
         return worker
@@ -356,7 +369,7 @@ class ProcessExecutor:
         elif isinstance(message, wire.Error):
             self._release(worker)
             if future is not None and not future.done():
-                future.set_exception(raise_for_error(message, future.phase))
+                future.set_exception(error_from_reply(message, future.phase, "process"))
 
     def _release(self, worker: _Worker) -> None:
         """The worker has replied: it starts its next task, if it has one, else waits

@@ -1,19 +1,22 @@
 """SubprocessExecutor: a fresh Python interpreter for every phase.
 
     submit ─▶ thread: Popen(python -m phasewise.executors.worker R W, own session)
-                        ├─ Run frame ──▶ pipe R (then closed: the worker exits after one task)
+                        ├─ Prepare, Run ──▶ pipe R (then closed: the worker exits after one task)
                         └─ Log…, Result|Error ◀── pipe W, read to EOF, then wait()
 
 Nothing is shared between phases — right for phases that leak memory, change global
 state, or must run under another interpreter or virtualenv (``python=``; it needs
 phasewise installed). ``env=`` adds variables to the child's environment, ``cwd=`` sets
-its working directory. Cancelling a running task (timeout, Ctrl-C) kills the child's
+its working directory. Before its task, the child is given this process's import path
+(``phasewise.core.bootstrap``), so handlers defined in modules next to the user's script
+unpickle there too. Cancelling a running task (timeout, Ctrl-C) kills the child's
 whole session: SIGTERM, then SIGKILL after ``kill_grace`` seconds.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,14 +27,14 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from phasewise.core import wire
-from phasewise.core.errors import SerializationError, WireError, WorkerDied
+from phasewise.core import bootstrap, wire
+from phasewise.core.errors import ExecutorError, SerializationError, WireError, WorkerDied
 from phasewise.core.task import Task
 from phasewise.executors._killable import (
     KillableFuture,
     describe_exit,
     describe_unfinished,
-    raise_for_error,
+    error_from_reply,
     signal_group,
     write_all,
 )
@@ -51,6 +54,17 @@ class _ChildFuture(KillableFuture):
         self.killed = False
 
 
+def _interpreter(python: str | None) -> str:
+    """The path of the Python to run, or ``ExecutorError`` naming the option."""
+    if python is None:
+        return sys.executable
+    found = shutil.which(python)
+    if found is None:
+        raise ExecutorError("subprocess", f"python={python!r}: no such interpreter "
+                            "(give the path of a Python with phasewise installed)", "python")
+    return found
+
+
 class SubprocessExecutor:
     """Runs every phase in a fresh Python interpreter."""
 
@@ -64,8 +78,11 @@ class SubprocessExecutor:
         cwd: str | os.PathLike[str] | None = None,
         kill_grace: float = 0.5,
     ) -> None:
+        bootstrap.check_can_start_processes("subprocess")
         self.max_workers = max_workers
-        self.python = python or sys.executable
+        self.python = _interpreter(python)
+        if cwd is not None and not os.path.isdir(cwd):
+            raise ExecutorError("subprocess", f"cwd={str(cwd)!r} is not a directory", "cwd")
         self.cwd = cwd
         self.kill_grace = kill_grace
         child_env = dict(os.environ)
@@ -74,6 +91,7 @@ class SubprocessExecutor:
             child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         child_env.update(env or {})
         self.env = child_env
+        self._prepare = wire.encode(bootstrap.prepare_message())
         self._lock = threading.Lock()
         self._running: set[_ChildFuture] = set()
         self._threads: set[threading.Thread] = set()
@@ -120,6 +138,10 @@ class SubprocessExecutor:
                 pass_fds=(task_r, result_w), start_new_session=True,
                 stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
             )
+        except OSError as exc:  # not this phase's fault: no phase can start
+            os.close(task_w)
+            os.close(result_r)
+            raise ExecutorError("subprocess", f"cannot start {self.python}: {exc}") from exc
         finally:
             os.close(task_r)
             os.close(result_w)
@@ -128,7 +150,7 @@ class SubprocessExecutor:
             self._kill(future)
         try:
             try:
-                write_all(task_w, frame)
+                write_all(task_w, self._prepare + frame)
             except OSError:
                 pass  # the child died before reading; its exit status says why
             finally:
@@ -143,7 +165,7 @@ class SubprocessExecutor:
         if isinstance(reply, wire.Result):
             return load_result(reply)
         if isinstance(reply, wire.Error):
-            raise raise_for_error(reply, future.phase)
+            raise error_from_reply(reply, future.phase, "subprocess")
         if isinstance(reply, BaseException):
             raise reply
         if future.killed:

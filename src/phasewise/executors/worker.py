@@ -1,6 +1,6 @@
 """What runs inside a worker process: read a task, run it, stream its output, reply.
 
-    parent ──Run frame──▶ [read fd]  worker  [write fd] ──Log…, Result|Error──▶ parent
+    parent ──Prepare, Run…──▶ [read fd]  worker  [write fd] ──Log…, Result|Error──▶ parent
                                        │
                  fd 1 ─┐ (dup2'd onto pipes while a capturing task runs)
                  fd 2 ─┴─▶ pump threads ── whole lines ──▶ Log frames
@@ -27,8 +27,8 @@ import time
 import traceback
 from typing import Any
 
-from phasewise.core import wire
-from phasewise.core.errors import WireError
+from phasewise.core import bootstrap, wire
+from phasewise.core.errors import BootstrapError, WireError
 from phasewise.executors._pickling import dump_result  # here: preloaded in the forkserver
 
 __all__ = ["MAX_LINE", "FdCapture", "FrameWriter", "main", "process_worker_main", "serve"]
@@ -194,40 +194,34 @@ def _load_handler(data: bytes) -> Any:
 def _run(message: wire.Run, writer: FrameWriter) -> wire.Message:
     import cloudpickle
 
-    from phasewise.core.task import call_handler
+    from phasewise.core.task import call_handler, handler_traceback
 
     try:
-        handler = _load_handler(message.handler)
-        context = cloudpickle.loads(message.context) if message.context else None
+        with bootstrap.unpickling(message.phase):
+            handler = _load_handler(message.handler)
+            context = cloudpickle.loads(message.context) if message.context else None
+    except BootstrapError as exc:  # the handler's module starts a pipeline when imported
+        return wire.Error("BootstrapError", exc.detail, "")
     except BaseException as exc:
         return wire.Error("SerializationError",
-                          f"phase {message.phase!r} could not be unpickled in the worker: "
-                          f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                          bootstrap.describe_unpickling_error(message.phase, exc),
+                          traceback.format_exc())
     try:
         if message.capture:
             with FdCapture(writer):
                 result = call_handler(handler, context)
         else:
             result = call_handler(handler, context)
+    except BootstrapError as exc:  # a pipeline the handler started refused to start
+        return wire.Error("BootstrapError", exc.detail, handler_traceback(exc))
     except BaseException as exc:
-        return wire.Error(type(exc).__name__, str(exc), _format_traceback(exc))
+        return wire.Error(type(exc).__name__, str(exc), handler_traceback(exc))
     try:
         return dump_result(result)
     except BaseException as exc:
         return wire.Error("SerializationError",
                           f"the result of phase {message.phase!r} ({type(result).__name__}) "
                           f"cannot be pickled: {type(exc).__name__}: {exc}", "")
-
-
-def _format_traceback(exc: BaseException) -> str:
-    """The handler's traceback, without the worker's own frames above it."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, _TASK_FILE):
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
-
-
-_TASK_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "core", "task.py")
 
 
 def serve(read_fd: int, write_fd: int) -> None:
@@ -242,6 +236,8 @@ def serve(read_fd: int, write_fd: int) -> None:
             for message in reader.filled(n):
                 if isinstance(message, wire.Run):
                     _reply(message, writer)
+                elif isinstance(message, wire.Prepare):
+                    bootstrap.apply(message)
     except BrokenPipeError:
         return
 
@@ -287,6 +283,12 @@ def process_worker_main(task_conn: Any, result_conn: Any, inherited: tuple[int, 
         except OSError:
             pass
     os.setpgid(0, 0)  # own process group: a timeout kills the worker and its children
+    # The pool starts its workers as daemons (so none outlives the parent), and multiprocess
+    # forbids a daemon children of its own: a handler running a pipeline on a process pool
+    # needs them. The pool stops its workers itself.
+    process = sys.modules.get("multiprocess.process")
+    if process is not None:
+        process.current_process()._config.pop("daemon", None)
     # Leave what the worker inherited out of its garbage collections: walking the parent's
     # objects would touch, and so copy, every page of them a forked worker shares.
     gc.freeze()
