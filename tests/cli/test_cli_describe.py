@@ -27,10 +27,24 @@ pipeline = Pipeline(
 
 
 def _rows(output: str) -> list[list[str]]:
-    """Table rows after the dashed rule, split on runs of 2+ spaces."""
+    """Table rows after the dashed rule up to the first empty line, split on runs of 2+
+    spaces."""
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line)) + 1
-    return [re.split(r"\s{2,}", line.strip()) for line in lines[start:] if line.strip()]
+    rows = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
+
+
+def _after_table(output: str) -> list[str]:
+    """The non-empty lines after the table."""
+    lines = output.splitlines()
+    rule = next(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line))
+    end = next(i for i in range(rule, len(lines)) if not lines[i].strip())
+    return [line for line in lines[end:] if line.strip()]
 
 
 def test_list_shows_execution_order_and_details(
@@ -47,6 +61,42 @@ def test_list_shows_execution_order_and_details(
     assert by_name["resize"][5] == "3"
     assert by_name["publish"][2] == "resize, index"
     assert by_name["publish"][6] == "upload"
+
+
+def test_list_says_which_phases_may_overlap(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("list", write_target(PIPELINE))
+    assert result.exit_code == 0, result.output
+    assert _after_table(result.stdout) == [
+        "may run at the same time: index, resize (parallel=True); the others run alone"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (("False", "False"), "every phase runs alone (parallel=False): -j has no effect"),
+        (("True", "True"),
+         "every phase may run at the same time as others (parallel=True), up to -j N"),
+    ],
+    ids=["none", "all"],
+)
+def test_list_when_no_phase_or_every_phase_may_overlap(
+    flags: tuple[str, str], line: str, invoke: Callable[..., Result],
+    write_target: Callable[..., Path],
+) -> None:
+    path = write_target(f"""
+        def f():
+            pass
+
+        pipeline = Pipeline("p", Phase("a", f, parallel={flags[0]}),
+                            Phase("b", f, parallel={flags[1]}))
+        """)
+    result = invoke("list", path)
+    assert result.exit_code == 0, result.output
+    assert [row[1] for row in _rows(result.stdout)] == ["a", "b"]  # the table is kept
+    assert _after_table(result.stdout) == [line]
 
 
 def test_graph_mermaid(invoke: Callable[..., Result], write_target: Callable[..., Path]) -> None:
@@ -155,5 +205,9 @@ def test_every_command_explains_itself(
 def test_run_help_documents_every_option(invoke: Callable[..., Result]) -> None:
     text = invoke("run", "--help").stdout
     for option in ("--executor", "PHASEWISE_EXECUTOR", "-j, --max-workers",
-                   "--capture / --no-capture", "--fail-fast", "--json", "-O, --executor-option"):
+                   "--capture / --no-capture", "--fail-fast", "--json", "-O, --executor-option",
+                   "-v, --verbose"):
         assert option in text
+    flat = " ".join(text.split())
+    assert "sets PHASEWISE_DEBUG=1" in flat
+    assert "full traceback" in flat

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,8 @@ from click.testing import Result
 
 import phasewise
 from phasewise.cli.main import parse_executor_options
-from phasewise.plugins.manager import plugin_manager
+from phasewise.core.errors import ExecutorError
+from phasewise.plugins.manager import executor_registry, plugin_manager
 
 TWO_PHASES = """
 def first():
@@ -449,3 +453,235 @@ def test_finish_hook_called_when_interrupted(
     invoke("run", write_target(INTERRUPTED))
     assert [kind for kind, _ in recorder.calls] == ["start", "finish"]
     assert recorder.calls[1][1][1] == "cancelled"
+
+
+# ── -j on a pipeline whose phases all run alone ─────────────────────────────
+
+SERIAL = """
+def f():
+    return 1
+
+pipeline = Pipeline("serial", Phase("a", f), Phase("b", f, depends_on=("a",)))
+"""
+
+
+def _warnings(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if "warning" in line]
+
+
+def test_j_without_a_parallel_phase_warns_once(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", write_target(SERIAL), "-j", "4")
+    assert result.exit_code == 0, result.output
+    (warning,) = _warnings(result)
+    assert warning.startswith("phasewise: warning: -j 4 has no effect")
+    for needle in ("runs alone (parallel=False)", "Pipeline(..., parallel=True)",
+                   "Phase(..., parallel=True)"):
+        assert needle in warning
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("body", "args"), [(SERIAL, ()), (SERIAL, ("-j", "1")),
+                                            (OVERLAP, ("-j", "2"))],
+                         ids=["no-j", "j1", "parallel-phases"])
+def test_no_warning_when_j_can_matter_or_is_not_given(
+    body: str, args: tuple[str, ...], invoke: Callable[..., Result],
+    write_target: Callable[..., Path],
+) -> None:
+    result = invoke("run", write_target(body), *args)
+    assert result.exit_code == 0, result.output
+    assert _warnings(result) == []
+
+
+# ── the summary: execution order, attempts of phases that never started ────
+
+UNSORTED = """
+def f():
+    return 1
+
+pipeline = Pipeline("unsorted", Phase("zeta", f), Phase("beta", f, depends_on=("zeta",)),
+                    Phase("alpha", f))
+"""
+
+
+def _summary_rows(stderr: str) -> list[list[str]]:
+    """The rows of the summary table (after its dashed rule), split on 2+ spaces."""
+    lines = stderr.splitlines()
+    rule = max(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line))
+    rows = []
+    for line in lines[rule + 1:]:
+        if not line.strip():
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
+
+
+def test_summary_lists_phases_in_execution_order(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(UNSORTED)
+    result = invoke("run", path)
+    assert result.exit_code == 0, result.output
+    assert "pipeline 'unsorted' completed" in result.stderr
+    assert "; phases in execution order" in result.stderr
+    ran = [row[0] for row in _summary_rows(result.stderr)]
+    listed = [row[1] for row in _summary_rows(invoke("list", path).stdout)]
+    assert ran == listed == ["alpha", "zeta", "beta"]
+
+
+def test_phases_that_never_started_show_0_attempts(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", write_target(FAILING))
+    assert result.exit_code == 1
+    rows = {row[0]: row for row in _summary_rows(result.stderr)}
+    assert rows["after"][1:4] == ["cancelled", "0.00s", "0"]
+    assert rows["broken"][1] == "failed" and rows["broken"][3] == "1"
+    assert rows["ok"][3] == "1"
+
+
+# ── where the executor came from; errors before the run starts ─────────────
+
+
+def test_unknown_executor_from_the_environment_names_the_variable(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = _two(write_target)
+    from_env = invoke("run", path, env={"PHASEWISE_EXECUTOR": "bogus"})
+    _usage_error(from_env, "unknown executor 'bogus'",
+                 "(asked for by the PHASEWISE_EXECUTOR environment variable)")
+    assert "--executor" not in from_env.stderr
+    from_flag = invoke("run", path, "-e", "bogus", env={"PHASEWISE_EXECUTOR": "thread"})
+    _usage_error(from_flag, "unknown executor 'bogus'", "(asked for by --executor)")
+    assert "PHASEWISE_EXECUTOR" not in from_flag.stderr
+
+
+def test_bad_executor_option_prints_only_the_error(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    """The opening line comes with @@PIPELINE_START: a run that cannot start has none.
+
+    Needs the scheduler to create the run's executors before @@PIPELINE_START."""
+    result = invoke("run", _two(write_target), "-O", "bogus_option=1")
+    _usage_error(result)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: executor 'thread' cannot be created")
+
+
+def test_the_opening_line_comes_when_the_run_starts(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("run", _two(write_target), "-j", "3")
+    assert result.exit_code == 0
+    lines = result.stderr.splitlines()
+    assert lines[0] == "phasewise: running 'two' (2 phases) on 'thread', capturing output"
+    assert lines[1].startswith("phasewise: warning: -j 3 has no effect")
+    assert "start     first" in lines[2]
+
+
+# ── -v/--verbose ────────────────────────────────────────────────────────────
+
+DEBUG_ENV = """
+import os
+
+def env():
+    return os.environ.get("PHASEWISE_DEBUG")
+
+pipeline = Pipeline("debug", Phase("env", env))
+"""
+
+
+@pytest.fixture
+def no_debug_env() -> Iterator[None]:
+    """``-v`` sets PHASEWISE_DEBUG in this process; keep that within one test."""
+    saved = os.environ.pop("PHASEWISE_DEBUG", None)
+    try:
+        yield
+    finally:
+        os.environ.pop("PHASEWISE_DEBUG", None)
+        if saved is not None:
+            os.environ["PHASEWISE_DEBUG"] = saved
+
+
+@pytest.mark.usefixtures("no_debug_env")
+def test_verbose_sets_phasewise_debug_for_the_phases(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(DEBUG_ENV)
+    quiet = invoke("run", path, "--json")
+    assert _json(quiet)["results"] == {"env": None}
+    for flag in ("-v", "--verbose"):
+        os.environ.pop("PHASEWISE_DEBUG", None)
+        loud = invoke("run", path, "--json", flag)
+        assert loud.exit_code == 0, loud.output
+        assert _json(loud)["results"] == {"env": "1"}
+
+
+@pytest.mark.usefixtures("no_debug_env")
+def test_verbose_shows_the_traceback_of_an_infrastructure_error(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = _two(write_target)
+    loud = invoke("run", path, "-v", "-O", "bogus_option=1")
+    assert loud.exit_code == 2
+    err = loud.stderr
+    assert "Traceback (most recent call last)" in err
+    assert "ExecutorOptionsError" in err
+    assert err.rstrip().splitlines()[-1].startswith("Error: executor 'thread' cannot be created")
+    quiet = invoke("run", path, "-O", "bogus_option=1")
+    assert "Traceback" not in quiet.stderr
+
+
+# ── an executor that cannot work at all ─────────────────────────────────────
+
+
+class _BrokenExecutor:
+    """Cannot run anything: every task fails with ExecutorError (a missing interpreter)."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers
+
+    def submit(self, task: Any, emit: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        future.set_exception(ExecutorError("broken", "its interpreter is gone", "python"))
+        return future
+
+    def shutdown(self, cancel: bool = False) -> None:
+        pass
+
+
+class _BrokenPlugin:
+    @phasewise.hookimpl
+    def phasewise_executors(self) -> dict[str, object]:
+        return {"broken": _BrokenExecutor}
+
+
+@pytest.fixture
+def broken_executor() -> Iterator[None]:
+    pm, plugin = plugin_manager(), _BrokenPlugin()
+    pm.register(plugin, name="broken-executor")
+    executor_registry.cache_clear()
+    try:
+        yield
+    finally:
+        pm.unregister(plugin)
+        executor_registry.cache_clear()
+
+
+@pytest.mark.xfail(strict=False, reason="executor side pending: Pipeline.run raising "
+                                        "ExecutorError")
+@pytest.mark.usefixtures("broken_executor", "no_debug_env")
+def test_an_executor_that_cannot_work_is_one_error_line(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = _two(write_target)
+    result = invoke("run", path, "-e", "broken")
+    _usage_error(result)
+    assert result.stderr.splitlines()[-1] == "Error: executor 'broken': its interpreter is gone"
+    assert "pipeline 'two'" not in result.stderr  # no summary: the run did not finish
+    loud = invoke("run", path, "-e", "broken", "-v")
+    assert loud.exit_code == 2
+    assert "Traceback (most recent call last)" in loud.stderr
+    assert loud.stderr.splitlines()[-1] == "Error: executor 'broken': its interpreter is gone"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,8 @@ def test_unknown_executor_exits_2_listing_installed(
     assert proc.returncode == 2
     assert "unknown executor 'nonexistent'" in proc.stderr
     assert "inline" in proc.stderr and "thread" in proc.stderr
+    assert "(asked for by the PHASEWISE_EXECUTOR environment variable)" in proc.stderr
+    assert "--executor" not in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -201,3 +204,123 @@ def test_ctrl_c_exits_130_with_summary(phasewise_cmd: list[str], tmp_path: Path)
     assert doc["results"] == {"first": "kept"}
     assert "pipeline 'slow' interrupted" in err
     assert "Traceback" not in err
+
+
+# ── first hour: -j, list, the summary, option errors, -v, broken executors ──
+
+SERIAL = """\
+import os
+from phasewise import Phase, Pipeline
+
+def env():
+    return os.environ.get("PHASEWISE_DEBUG")
+
+def explode(context):
+    raise RuntimeError("kaboom")
+
+def never(context):
+    return "not reached"
+
+pipeline = Pipeline("serial", Phase("zeta", env), Phase("alpha", env),
+                    Phase("explode", explode, depends_on=("zeta",)),
+                    Phase("never", never, depends_on=("explode",)))
+"""
+
+
+def _serial(tmp_path: Path) -> Path:
+    target = tmp_path / "serial.py"
+    target.write_text(SERIAL, encoding="utf-8")
+    return target
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The rows of the last table in ``text``, split on runs of 2+ spaces."""
+    lines = text.splitlines()
+    rule = max(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line))
+    rows = []
+    for line in lines[rule + 1:]:
+        if not line.strip():
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
+
+
+@pytest.mark.timeout(60)
+def test_j_on_phases_that_run_alone_warns_once_and_list_says_so(
+    phasewise_cmd: list[str], tmp_path: Path
+) -> None:
+    target = _serial(tmp_path)
+    proc = _run(phasewise_cmd, "run", target, "-j", "4")
+    assert proc.returncode == 1, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "-j 4 has no effect" in warnings[0]
+    assert "Pipeline(..., parallel=True) or Phase(..., parallel=True)" in warnings[0]
+    assert "warning" not in _run(phasewise_cmd, "run", target).stderr
+    listed = _run(phasewise_cmd, "list", target)
+    assert listed.returncode == 0
+    assert listed.stdout.rstrip().splitlines()[-1] == (
+        "every phase runs alone (parallel=False): -j has no effect")
+
+
+@pytest.mark.timeout(60)
+def test_summary_in_execution_order_with_0_attempts_for_unstarted(
+    phasewise_cmd: list[str], tmp_path: Path
+) -> None:
+    target = _serial(tmp_path)
+    proc = _run(phasewise_cmd, "run", target)
+    assert proc.returncode == 1
+    assert "pipeline 'serial' failed" in proc.stderr
+    assert "; phases in execution order" in proc.stderr
+    rows = _table_rows(proc.stderr.split("\npipeline 'serial' failed")[1])
+    listed = _table_rows(_run(phasewise_cmd, "list", target).stdout)
+    assert [row[0] for row in rows] == [row[1] for row in listed]
+    assert [row[0] for row in rows] == ["alpha", "zeta", "explode", "never"]
+    attempts = {row[0]: row[3] for row in rows}
+    assert attempts == {"alpha": "1", "zeta": "1", "explode": "1", "never": "0"}
+
+
+@pytest.mark.timeout(60)
+def test_bad_executor_option_prints_only_the_error(
+    phasewise_cmd: list[str], tmp_path: Path
+) -> None:
+    """Needs the scheduler to create the run's executors before @@PIPELINE_START."""
+    proc = _run(phasewise_cmd, "run", _serial(tmp_path), "-O", "bogus_option=1")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("Error: executor 'thread' cannot be created")
+    assert proc.stdout == ""
+
+
+@pytest.mark.timeout(60)
+def test_verbose_reaches_workers_and_shows_infrastructure_tracebacks(
+    phasewise_cmd: list[str], tmp_path: Path
+) -> None:
+    target = _serial(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PHASEWISE_DEBUG"}
+    quiet = subprocess.run([*phasewise_cmd, "run", str(target), "--json", "-e", "subprocess"],
+                           capture_output=True, text=True, timeout=50, env=env)
+    assert json.loads(quiet.stdout)["results"] == {"alpha": None, "zeta": None}
+    loud = subprocess.run(
+        [*phasewise_cmd, "run", str(target), "--json", "-e", "subprocess", "-v"],
+        capture_output=True, text=True, timeout=50, env=env)
+    assert json.loads(loud.stdout)["results"] == {"alpha": "1", "zeta": "1"}  # in the workers
+    bad = subprocess.run([*phasewise_cmd, "run", str(target), "-v", "-O", "bogus_option=1"],
+                         capture_output=True, text=True, timeout=50, env=env)
+    assert bad.returncode == 2
+    assert "Traceback (most recent call last)" in bad.stderr
+    assert bad.stderr.rstrip().splitlines()[-1].startswith("Error: executor 'thread'")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=False, reason="executor side pending")
+def test_an_executor_that_cannot_work_is_one_error_line(
+    phasewise_cmd: list[str], tmp_path: Path
+) -> None:
+    proc = _run(phasewise_cmd, "run", _serial(tmp_path), "-e", "subprocess",
+                "-O", "python=/nonexistent")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("Error: executor 'subprocess': ")
+    assert "/nonexistent" in line

@@ -1,4 +1,5 @@
-"""Text for ``phasewise list``, ``phasewise graph`` and ``phasewise executors``."""
+"""Text for ``phasewise list``, ``phasewise graph`` and ``phasewise executors``, and the
+``-j`` warning of ``phasewise run``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 from phasewise.cli.report import format_table
 from phasewise.core.model import Pipeline
 
-__all__ = ["GRAPH_FORMATS", "describe_executors", "describe_pipeline", "render_graph"]
+__all__ = [
+    "GRAPH_FORMATS",
+    "describe_executors",
+    "describe_pipeline",
+    "no_parallel_warning",
+    "overlap_line",
+    "render_graph",
+]
 
 GRAPH_FORMATS = ("mermaid", "dot")
 
@@ -35,7 +43,28 @@ def describe_pipeline(pipeline: Pipeline) -> str:
     headers = ("#", "phase", "depends on", "parallel", "executor", "weight", "description")
     flags = [f"capture_output={pipeline.capture_output}", f"fail_fast={pipeline.fail_fast}"]
     head = f"pipeline {pipeline.name!r}: {len(pipeline)} phases ({', '.join(flags)})"
-    return f"{head}\n\n{format_table(headers, rows)}\n"
+    return f"{head}\n\n{format_table(headers, rows)}\n\n{overlap_line(pipeline)}\n"
+
+
+def overlap_line(pipeline: Pipeline) -> str:
+    """Which phases may run at the same time (``parallel=True``), in execution order."""
+    together = [name for name in pipeline.execution_order() if pipeline.phase(name).parallel]
+    if not together:
+        return "every phase runs alone (parallel=False): -j has no effect"
+    if len(together) == len(pipeline):
+        return "every phase may run at the same time as others (parallel=True), up to -j N"
+    return f"may run at the same time: {', '.join(together)} (parallel=True); the others run alone"
+
+
+def no_parallel_warning(pipeline: Pipeline, max_workers: int | None) -> str | None:
+    """The warning for ``-j N`` (N > 1) on a pipeline none of whose phases may overlap."""
+    if max_workers is None or max_workers <= 1 or any(p.parallel for p in pipeline.phases):
+        return None
+    return (
+        f"phasewise: warning: -j {max_workers} has no effect: every phase of "
+        f"{pipeline.name!r} runs alone (parallel=False); let phases overlap with "
+        "Pipeline(..., parallel=True) or Phase(..., parallel=True)"
+    )
 
 
 def render_graph(pipeline: Pipeline, fmt: str) -> str:

@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from contextlib import nullcontext
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from phasewise import __version__
 from phasewise.core.errors import (
+    ExecutorError,
     ExecutorOptionsError,
+    PhasewiseError,
     PluginError,
     TargetError,
     UnknownExecutorError,
@@ -35,10 +39,26 @@ class BadInput(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-def _plugin_failure(exc: PluginError) -> NoReturn:
+def _plugin_failure(exc: PluginError, verbose: bool = False) -> NoReturn:
     if isinstance(exc, UnknownExecutorError):
         raise BadInput(str(exc)) from None
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
     raise click.ClickException(f"plugins: {exc}") from None  # exit 1: the install is broken
+
+
+def _infrastructure_failure(exc: PhasewiseError, verbose: bool) -> NoReturn:
+    """One ``Error:`` line for an error ``Pipeline.run`` raised (not a phase's failure);
+    with ``-v`` its traceback first."""
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, (ExecutorError, ExecutorOptionsError)):
+        # the executor cannot work as asked (bad option, interpreter missing): bad input
+        raise BadInput(str(exc)) from None
+    if isinstance(exc, PluginError):
+        _plugin_failure(exc)
+    hint = "" if verbose else " (run with -v for the traceback)"
+    raise click.ClickException(f"{type(exc).__name__}: {exc}{hint}") from None
 
 
 def _load(target: str) -> Pipeline:
@@ -69,11 +89,16 @@ def parse_executor_options(items: tuple[str, ...]) -> dict[str, Any]:
     return options
 
 
-def _check_executors(pipeline: Pipeline, executor: str) -> None:
-    """Fail with a usage error before anything runs if an executor is not installed."""
+def _check_executors(
+    pipeline: Pipeline, executor: str, asked_by: str = "--executor", verbose: bool = False
+) -> None:
+    """Fail with a usage error before anything runs if an executor is not installed.
+
+    ``asked_by`` says where the run's executor came from (the option or the variable).
+    """
     from phasewise.plugins.manager import lookup_executor
 
-    wanted = {executor: "--executor"}
+    wanted = {executor: asked_by}
     for phase in pipeline.phases:
         if phase.executor:
             wanted.setdefault(phase.executor, f"phase {phase.name!r}")
@@ -83,7 +108,18 @@ def _check_executors(pipeline: Pipeline, executor: str) -> None:
         except UnknownExecutorError as exc:
             raise BadInput(f"{exc} (asked for by {who})") from None
         except PluginError as exc:
-            _plugin_failure(exc)
+            _plugin_failure(exc, verbose)
+
+
+def _executor_source() -> str:
+    """Who chose the run's executor: ``--executor``, the variable, or the default."""
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source("executor")
+    if source is ParameterSource.ENVIRONMENT:
+        return "the PHASEWISE_EXECUTOR environment variable"
+    if source is ParameterSource.DEFAULT:
+        return "the default of --executor"
+    return "--executor"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,6 +152,11 @@ def cli() -> None:
 @click.option("-O", "--executor-option", "executor_option", multiple=True, metavar="KEY=VALUE",
               help="Pass an option to the executor; repeatable. VALUE is parsed as JSON "
                    "when it can be (4, 0.5, true), else kept as a string.")
+@click.option("-v", "--verbose", is_flag=True, default=False,
+              help="Debug output: phase tracebacks keep phasewise's own frames (sets "
+                   "PHASEWISE_DEBUG=1, which executors' workers inherit), and errors of "
+                   "phasewise itself (an executor that cannot start, a broken plugin) "
+                   "show their full traceback.")
 def run(
     target: str,
     executor: str,
@@ -124,17 +165,21 @@ def run(
     fail_fast: bool,
     as_json: bool,
     executor_option: tuple[str, ...],
+    verbose: bool,
 ) -> None:
     """Run the pipeline TARGET and report each phase as it goes.
 
     Progress (one line per phase transition, and captured output) goes to stderr,
-    then a summary table with each phase's status, duration, attempts and error, and
-    the traceback of every failed phase. Exit code: 0 completed, 1 failed, 2 bad
-    input, 130 interrupted.
+    then a summary table with each phase's status, duration, attempts and error, in
+    execution order, and the traceback of every failed phase. Exit code: 0 completed,
+    1 failed, 2 bad input, 130 interrupted; a closed output pipe does not change it.
     """
+    from phasewise.cli.describe import no_parallel_warning
     from phasewise.cli.report import format_summary, json_document
     from phasewise.cli.run import EXIT_INTERRUPTED, run_pipeline, stdout_to_stderr
 
+    if verbose:
+        os.environ["PHASEWISE_DEBUG"] = "1"  # before anything runs: workers inherit it
     if max_workers is not None and max_workers < 1:
         raise BadInput(f"-j/--max-workers must be at least 1, got {max_workers}")
     options = parse_executor_options(executor_option)
@@ -142,25 +187,30 @@ def run(
         pipeline = _load(target)
     except KeyboardInterrupt:
         sys.exit(130)
-    _check_executors(pipeline, executor)
+    _check_executors(pipeline, executor, _executor_source(), verbose)
     capture_output = pipeline.capture_output if capture is None else capture
-    progress = sys.stderr  # held now: inside a capturing phase sys.stderr feeds the Store
-    progress.write(
+    opening = [
         f"phasewise: running {pipeline.name!r} ({len(pipeline)} phases) on {executor!r}"
-        f"{', capturing output' if capture_output else ''}\n"
-    )
+        f"{', capturing output' if capture_output else ''}"
+    ]
+    warning = no_parallel_warning(pipeline, max_workers)
+    if warning is not None:
+        opening.append(warning)
+    progress = sys.stderr  # held now: inside a capturing phase sys.stderr feeds the Store
     try:
         with stdout_to_stderr() if as_json else nullcontext():
             outcome = run_pipeline(
                 pipeline, executor=executor, max_workers=max_workers, executor_options=options,
                 capture_output=capture_output, fail_fast=True if fail_fast else None,
-                progress=progress,
+                progress=progress, opening=opening,
             )
-    except ExecutorOptionsError as exc:
-        raise BadInput(str(exc)) from None
+    except PhasewiseError as exc:  # not a phase's failure: the run could not go on
+        _infrastructure_failure(exc, verbose)
     result = outcome.result
+    summary = format_summary(result.state, pipeline.execution_order(),
+                             interrupted=outcome.interrupted)
     try:
-        progress.write("\n" + format_summary(result.state, interrupted=outcome.interrupted))
+        progress.write("\n" + summary)
         progress.flush()
         if as_json:
             click.echo(json_document(result.state, result.results))

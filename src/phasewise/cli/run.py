@@ -3,7 +3,8 @@
 ::
 
     Store(pipeline.build_reducer())
-      ├─ reporter (store.observe) ──▶ progress lines on the stream it was given
+      ├─ reporter (store.observe) ──▶ opening lines at @@PIPELINE_START, then progress
+      │                               lines, on the stream it was given
       ├─ plugins' listeners   (phasewise_run_start receives the store)
       └─ phasewise_action(pipeline, action, state)   (if any plugin implements it)
     pipeline.run(store=store, ...)  ─▶  PipelineResult (or KeyboardInterrupt)
@@ -16,7 +17,7 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -61,15 +62,19 @@ def run_pipeline(
     capture_output: bool,
     fail_fast: bool | None,
     progress: TextIO,
+    opening: Sequence[str] = (),
 ) -> RunOutcome:
     """Run ``pipeline`` with live progress on ``progress`` and the run hooks around it.
+
+    ``opening`` lines go to ``progress`` when the run starts (``@@PIPELINE_START``), not
+    before: a run whose executors refuse their options prints only its error.
 
     Ctrl-C does not escape: ``Pipeline.run`` cancels the run and re-raises
     KeyboardInterrupt, and the outcome says ``interrupted``.
     """
     from phasewise.plugins.manager import plugin_manager
 
-    reporter = ProgressReporter(progress, show_logs=capture_output)
+    reporter = ProgressReporter(progress, show_logs=capture_output, opening=opening)
     store = Store(pipeline.build_reducer())
     reporter.attach(store)
     hook = plugin_manager().hook
