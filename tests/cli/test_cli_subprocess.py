@@ -313,7 +313,6 @@ def test_verbose_reaches_workers_and_shows_infrastructure_tracebacks(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=False, reason="executor side pending")
 def test_an_executor_that_cannot_work_is_one_error_line(
     phasewise_cmd: list[str], tmp_path: Path
 ) -> None:

@@ -275,6 +275,27 @@ def test_exclusive_phases_never_overlap_anything(executor: str, tmp_path: Path) 
     )
 
 
+def test_a_parallel_pipeline_makes_its_phases_parallel_unless_they_say_otherwise(
+    executor: str, tmp_path: Path
+) -> None:
+    needs_concurrency(executor)
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    log = str(tmp_path / "events")
+    pipeline = Pipeline(
+        "inherit",
+        Phase("one", partial(rendezvous, one, two)),
+        Phase("two", partial(rendezvous, two, one)),
+        Phase("x_alone", partial(span, log, "x_alone"), parallel=False),
+        Phase("p_after", partial(span, log, "p_after"), depends_on="one"),
+        parallel=True,
+    )
+    assert [p.parallel for p in pipeline.phases] == [True, True, False, True]
+    result = pipeline.run(executor=executor, max_workers=2)
+    assert result.ok, result.state
+    assert result.results["one"] is True and result.results["two"] is True
+    assert _overlaps(tmp_path / "events")[1] == []
+
+
 @pytest.mark.parametrize("limit", [1, 2])
 def test_max_workers_limits_concurrency(executor: str, tmp_path: Path, limit: int) -> None:
     log = str(tmp_path / "events")
@@ -308,6 +329,43 @@ def test_context_gets_dependency_results_and_none_for_a_skipped_one(executor: st
     assert skipped.status == "skipped"
     assert skipped.error == "ValueError: nope"
     assert result.state.progress == pytest.approx(1.0)
+
+
+def reads_a_missing_dependency(context):
+    return context["hash_all"]
+
+
+def test_a_context_miss_names_the_phase_its_context_and_the_fix(executor: str) -> None:
+    pipeline = Pipeline(
+        "miss",
+        Phase("hash_all", partial(const, "h")),
+        Phase("a", partial(const, 1), depends_on="hash_all"),
+        Phase("report", reads_a_missing_dependency, depends_on="a"),
+    )
+    result = pipeline.run(executor=executor)
+    error = result.state.phase("report").error
+    assert error.startswith("MissingDependency: phase 'report' has no dependency 'hash_all'; "
+                            "its context holds: a; add 'hash_all' to depends_on"), error
+    assert "'hash_all' runs before it only as a dependency of its dependencies" in error
+
+
+def raises_from_a_helper() -> None:
+    _helper_that_raises()
+
+
+def _helper_that_raises() -> None:
+    raise LookupError("deep in the user's code")
+
+
+def test_a_traceback_starts_at_the_handler_on_every_executor(executor: str) -> None:
+    result = Pipeline("tb", Phase("broken", raises_from_a_helper)).run(executor=executor)
+    traceback = result.state.phase("broken").traceback
+    frames = [line.strip() for line in traceback.splitlines() if line.strip().startswith("File ")]
+    assert frames, traceback
+    assert frames[0].endswith("in raises_from_a_helper"), traceback
+    assert frames[-1].endswith("in _helper_that_raises"), traceback
+    assert all(__file__ in frame for frame in frames), traceback
+    assert traceback.rstrip().endswith("LookupError: deep in the user's code")
 
 
 def test_stop_fails_the_pipeline_and_unstarted_phases_end_cancelled(executor: str) -> None:
@@ -633,7 +691,7 @@ def test_a_run_completes_every_phase_once_with_dependencies_first(name: str, dag
 
 
 def test_the_suite_covers_the_built_in_executors() -> None:
-    assert {"inline", "thread"} <= set(EXECUTORS)
+    assert {"inline", "thread", "process", "subprocess"} <= set(EXECUTORS)
 
 
 def test_recording_store_sees_the_run(recording_store) -> None:

@@ -18,18 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import pytest
 from processes import MARK, descendants, wait_until_gone
 
-from phasewise import Phase, Pipeline
+from phasewise import Phase, PhasePolicy, Pipeline, Store
 from phasewise.core import wire
-from phasewise.core.errors import PhaseError
+from phasewise.core.errors import ExecutorError, PhaseError
 from phasewise.core.task import Task
 from phasewise.executors import SubprocessExecutor
-
-# fresh interpreters cannot import this test module by name
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_process_left")]
 
@@ -282,3 +278,49 @@ def test_pipeline_in_main_of_an_unguarded_script(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines.count("module-level line") == 1, done.stdout  # children did not re-run it
     assert lines.count("result completed 42") == 1, done.stdout + done.stderr
+
+
+# ── an executor that cannot work ────────────────────────────────────────────
+
+
+def _append(path: str) -> None:
+    with open(path, "a") as f:
+        f.write("attempt\n")
+
+
+def test_a_missing_interpreter_stops_the_run_before_any_phase(tmp_path: Path) -> None:
+    attempts = tmp_path / "attempts"
+    pipeline = Pipeline("broken", Phase(
+        "a", functools.partial(_append, str(attempts)),
+        policy=PhasePolicy(on_fail="retry", max_retries=3, retry_delay=5)))
+    store = Store(pipeline.build_reducer())
+    with pytest.raises(ExecutorError) as caught:
+        pipeline.run(executor="subprocess", executor_options={"python": "/nonexistent/python"},
+                     store=store)
+    assert caught.value.executor == "subprocess"
+    assert caught.value.option == "python"
+    assert "/nonexistent/python" in str(caught.value)
+    assert store.state.phase("a").status == "pending"
+    assert not attempts.exists()
+
+
+def test_an_interpreter_that_cannot_start_fails_the_run_without_retries(tmp_path: Path) -> None:
+    not_runnable = tmp_path / "python"
+    not_runnable.write_text("#!/nonexistent/interpreter\n")
+    not_runnable.chmod(0o755)
+    pipeline = Pipeline(
+        "broken",
+        Phase("a", functools.partial(_append, str(tmp_path / "attempts")),
+              policy=PhasePolicy(on_fail="retry", max_retries=3, retry_delay=5)),
+        Phase("b", functools.partial(_append, str(tmp_path / "attempts")), depends_on="a"),
+    )
+    store = Store(pipeline.build_reducer())
+    started = time.monotonic()
+    with pytest.raises(ExecutorError, match="cannot start"):
+        pipeline.run(executor="subprocess", executor_options={"python": str(not_runnable)},
+                     store=store)
+    assert time.monotonic() - started < 5, "the retry policy's delays were spent"
+    assert store.state.phase("a").status == "failed"
+    assert store.state.phase("a").attempt == 1
+    assert store.state.phase("b").status == "cancelled"
+    assert store.state.status == "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -67,16 +68,17 @@ class Phase:
     """A named step of a pipeline.
 
     ``parallel=True`` phases run alongside each other (up to ``max_workers``); a
-    ``parallel=False`` phase runs alone. ``executor`` overrides the run's executor for
-    this phase; ``timeout`` is in seconds. ``max_logs`` is how many captured lines the
-    Store keeps (the newest).
+    ``parallel=False`` phase runs alone. Left out (None), a phase takes its pipeline's
+    ``parallel``, which is False unless the pipeline says otherwise. ``executor``
+    overrides the run's executor for this phase; ``timeout`` is in seconds. ``max_logs`` is
+    how many captured lines the Store keeps (the newest).
     """
 
     name: str
     handler: Callable[..., Any]
     description: str = ""
     depends_on: tuple[str, ...] = ()
-    parallel: bool = False
+    parallel: bool | None = None
     weight: float = 1
     policy: PhasePolicy = field(default_factory=PhasePolicy)
     max_logs: int = 200
@@ -94,6 +96,8 @@ class Phase:
         if isinstance(deps, str):
             deps = (deps,)
         object.__setattr__(self, "depends_on", tuple(deps))
+        if self.parallel is not None and not isinstance(self.parallel, bool):
+            raise PipelineError(f"phase {self.name!r}: parallel must be True, False or None")
         if not isinstance(self.policy, PhasePolicy):
             raise PipelineError(f"phase {self.name!r}: policy must be a PhasePolicy")
         if not isinstance(self.weight, (int, float)) or self.weight < 0:
@@ -127,7 +131,10 @@ def _takes_context(handler: Callable[..., Any]) -> bool:
 class Pipeline:
     """Named phases with dependencies. Validated on construction; immutable after it.
 
-    ``pipeline >> Phase(...)`` returns a new pipeline with the phase added.
+    ``parallel=True`` makes every phase that does not say otherwise (``Phase(parallel=
+    None)``, the default) a parallel one; the pipeline's ``phases`` hold each phase with
+    ``parallel`` settled to True or False. ``pipeline >> Phase(...)`` returns a new
+    pipeline with the phase added.
     """
 
     def __init__(
@@ -136,6 +143,7 @@ class Pipeline:
         *phases: Phase,
         capture_output: bool = False,
         fail_fast: bool = False,
+        parallel: bool = False,
     ) -> None:
         if not isinstance(name, str):
             raise PipelineError(
@@ -146,7 +154,10 @@ class Pipeline:
             if not isinstance(p, Phase):
                 raise PipelineError(f"pipeline {name!r}: expected Phase objects, got {p!r}")
         self.name = name
-        self.phases: tuple[Phase, ...] = tuple(phases)
+        self.parallel = bool(parallel)
+        self.phases: tuple[Phase, ...] = tuple(
+            dataclasses.replace(p, parallel=self.parallel) if p.parallel is None else p
+            for p in phases)
         self.capture_output = capture_output
         self.fail_fast = fail_fast
         graph.validate([p.name for p in phases], {p.name: p.depends_on for p in phases})
@@ -163,6 +174,7 @@ class Pipeline:
         return Pipeline(
             self.name, *self.phases, *more,
             capture_output=self.capture_output, fail_fast=self.fail_fast,
+            parallel=self.parallel,
         )
 
     def __repr__(self) -> str:
@@ -199,7 +211,17 @@ class Pipeline:
 
     def build_reducer(self) -> Callable[[PipelineState | None, Action], PipelineState]:
         """A pure ``reducer(state, action) -> PipelineState`` for this pipeline (the same
-        function every time: it keeps no state of its own)."""
+        function every time: it keeps no state of its own).
+
+        A phase action (``@@PHASE_START``, ``@@PHASE_COMPLETE``, ``@@PHASE_FAILED``,
+        ``@@PHASE_SKIPPED``, ``@@PHASE_RETRY``, ``@@PHASE_CANCELLED``, ``@@PHASE_LOG``)
+        carries a dict with ``"name"`` or, as in milo, the phase's name alone:
+        ``Action(PHASE_START, "discover")`` is ``Action(PHASE_START, {"name": "discover"})``.
+        Any other payload, or a name that is no phase of this pipeline, raises
+        ``ValueError`` naming the action type and what was wrong, rather than being
+        dropped. ``@@INIT``, ``@@PIPELINE_*`` and action types the reducer does not know
+        take any payload; unknown types leave the state as it is.
+        """
         return self._cached("reducer", lambda: make_reducer(
             self.name,
             [p.name for p in self.phases],

@@ -20,13 +20,13 @@ from __future__ import annotations
 import heapq
 import os
 import time
-import traceback
 from collections.abc import Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from phasewise.core import actions as A
 from phasewise.core.actions import Action
-from phasewise.core.errors import PhaseError, RemotePhaseError
+from phasewise.core.context import PhaseContext
+from phasewise.core.errors import ExecutorError, PhaseError, RemotePhaseError
 from phasewise.core.executor import ExecutorLookup, ExecutorSession
 from phasewise.core.saga import (
     Cancel,
@@ -41,7 +41,7 @@ from phasewise.core.saga import (
     Send,
     Take,
 )
-from phasewise.core.task import Task, pickled_handler
+from phasewise.core.task import Task, handler_traceback, pickled_handler
 from phasewise.core.wire import Log, Started
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
         return str(exc), ""
     message = str(exc)
     error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return error, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return error, handler_traceback(exc)
 
 
 _now = time.monotonic
@@ -95,6 +95,27 @@ class _Plan:
             for dep in set(p.depends_on):
                 self.dependants[dep].append(p.name)
         self.ready = sorted(self.order[p.name] for p in phases if self.waiting[p.name] == 0)
+        self._depends_on = {p.name: p.depends_on for p in phases}
+        self._upstream: dict[str, frozenset[str]] = {}
+
+    UPSTREAM_LIMIT = 256
+    """Indirect dependencies worked out per phase at most (a context's error message
+    uses them; a long chain must not cost O(N²))."""
+
+    def upstream(self, name: str) -> frozenset[str]:
+        """Some of ``name``'s indirect dependencies (all of them, up to UPSTREAM_LIMIT)."""
+        found = self._upstream.get(name)
+        if found is None:
+            direct = set(self._depends_on[name])
+            seen: set[str] = set()
+            queue = [d for dep in direct for d in self._depends_on[dep]]
+            while queue and len(seen) < self.UPSTREAM_LIMIT:
+                dep = queue.pop()
+                if dep not in seen and dep not in direct:
+                    seen.add(dep)
+                    queue.extend(self._depends_on[dep])
+            found = self._upstream[name] = frozenset(seen)
+        return found
 
 
 class PipelineRun:
@@ -125,12 +146,14 @@ class PipelineRun:
             "wants_context", lambda: _wants_context(pipeline))
         self._cancel_reason = ""
         self._crash: BaseException | None = None  # infrastructure error to re-raise
+        self._broken: ExecutorError | None = None  # an executor that cannot run phases
+        self._plan: _Plan = pipeline._cached("schedule", lambda: _Plan(pipeline))
 
     # the driver
 
     def saga(self) -> Saga:
         phases = self.pipeline.phases
-        plan: _Plan = self.pipeline._cached("schedule", lambda: _Plan(self.pipeline))
+        plan = self._plan
         in_order, order, dependants = plan.in_order, plan.order, plan.dependants
         waiting = dict(plan.waiting)  # counts down as dependencies complete
         ready = list(plan.ready)  # a heap of positions in the execution order
@@ -144,9 +167,11 @@ class PipelineRun:
         cancel_reason = ""
         ended_cleanly = False
 
-        yield Put(Action(A.PIPELINE_START, _now()))
         try:
+            # Created before the run is announced: options an executor refuses, or an
+            # executor that cannot work at all, raise before anything is reported.
             executors = [self.session.get(name) for name in {p.executor for p in phases}]
+            yield Put(Action(A.PIPELINE_START, _now()))
             if all(getattr(executor, "reports_start", False) for executor in executors):
                 # Executors that queue tasks run at most max_workers at once and say when
                 # each begins; handing them more keeps their workers busy between two of
@@ -181,6 +206,10 @@ class PipelineRun:
                             waiting[child] -= 1
                             if waiting[child] == 0:
                                 heapq.heappush(ready, order[child])
+                    elif outcome == "broken":  # its executor cannot run any phase
+                        failed = failed or name
+                        cancel_reason = f"cancelled: {self._broken}"
+                        yield from self._cancel_all(running, done, cancel_reason)
                     elif outcome == "crashed":
                         yield from self._cancel_all(running, done, "cancelled: the run broke")
                         raise self._crash or RuntimeError(f"phase {name!r} crashed")
@@ -216,6 +245,8 @@ class PipelineRun:
             # Not a yielded Call: this must also run when the generator is closed. A run
             # that did not end cleanly (Ctrl-C, fail_fast, an error) stops what still runs.
             self.session.shutdown(cancel=not ended_cleanly)
+        if self._broken is not None:
+            raise self._broken
         return self.results
 
     def _unsendable_phase(self) -> tuple[str, str] | None:
@@ -262,6 +293,12 @@ class PipelineRun:
                     result = yield Execute(task, executor, self._event_actions(name, attempt))
                 except SagaCancelled:
                     raise
+                except ExecutorError as exc:  # not this phase's fault: no retry, the run stops
+                    self._broken = self._broken or exc
+                    yield Put(Action(A.PHASE_FAILED, {"name": name, "error": str(exc),
+                                                      "timestamp": _now()}))
+                    outcome = "broken"
+                    break
                 except Exception as exc:
                     error, tb = describe_error(exc)
                     if attempt < policy.attempts:
@@ -296,10 +333,11 @@ class PipelineRun:
             outcome = "crashed"
         yield Send(done, (name, outcome))
 
-    def _context(self, phase: Phase) -> dict[str, Any] | None:
+    def _context(self, phase: Phase) -> PhaseContext | None:
         if not self._wants_context[phase.name]:
             return None
-        return {dep: self.results.get(dep) for dep in phase.depends_on}
+        results = {dep: self.results.get(dep) for dep in phase.depends_on}
+        return PhaseContext(phase.name, results, self._plan.upstream(phase.name))
 
     @staticmethod
     def _event_actions(name: str, attempt: int) -> Any:
