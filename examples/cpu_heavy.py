@@ -52,7 +52,7 @@ def reduce(context: dict[str, Any]) -> dict[str, Any]:
 
 
 _chunks = [
-    Phase(f"chunk_{i}", functools.partial(longest_chain, i), parallel=True,
+    Phase(f"chunk_{i}", functools.partial(longest_chain, i),
           description=f"longest Collatz chain for n ≡ {i} (mod {CHUNKS})")
     for i in range(CHUNKS)
 ]
@@ -63,6 +63,7 @@ pipeline = Pipeline(
     Phase("reduce", reduce, depends_on=tuple(p.name for p in _chunks),
           description="pick the longest chain"),
     capture_output=True,
+    parallel=True,  # independent phases may run at once (up to -j); none need run alone
 )
 
 

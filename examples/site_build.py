@@ -138,12 +138,12 @@ pipeline = Pipeline(
     "site_build",
     Phase("discover", discover, description="generate the markdown sources"),
     Phase("parse", parse, description="read sources into pages", depends_on=("discover",)),
-    Phase("render", render, description="pages to HTML", depends_on=("parse",), parallel=True),
-    Phase("assets", assets, description="copy the stylesheet", depends_on=("parse",),
-          parallel=True),
+    Phase("render", render, description="pages to HTML", depends_on=("parse",)),
+    Phase("assets", assets, description="copy the stylesheet", depends_on=("parse",)),
     Phase("write", write, description="write the site", depends_on=("render", "assets"),
           weight=2),
     capture_output=True,
+    parallel=True,  # phases whose dependencies are done may run at once (up to -j)
 )
 
 
