@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -32,6 +34,19 @@ PROMISED = {
         "PipelineViewState", "make_detail_reducer", "Key", "SpecialKey", "Quit",
     ],
     "phasewise.executors": ["Executor", "InlineExecutor", "ThreadExecutor"],
+}
+
+# also importable from ``phasewise`` itself, as milo's code writes them (issue 16);
+# each stays where DESIGN §3 puts it. Key, SpecialKey and Quit: milo's root has them.
+ROOT_ALSO = {
+    "PipelineViewState": "phasewise.core.view",
+    "make_detail_reducer": "phasewise.core.view",
+    "Key": "phasewise.core.view",
+    "SpecialKey": "phasewise.core.view",
+    "Quit": "phasewise.core.view",
+    "pipeline_to_timeline": "phasewise.core.timeline",
+    "set_active_pipeline": "phasewise.core.timeline",
+    "get_active_pipeline": "phasewise.core.timeline",
 }
 
 ACTION_VALUES = {
@@ -71,6 +86,36 @@ def test_top_level_names_are_the_core_objects() -> None:
     assert phasewise.hookimpl is markers.hookimpl
 
 
+@pytest.mark.parametrize(("name", "module"), sorted(ROOT_ALSO.items()))
+def test_root_also_exports_what_milo_code_imports_from_the_top(name: str, module: str) -> None:
+    namespace: dict[str, object] = {}
+    exec(f"from phasewise import {name}", namespace)
+    home = importlib.import_module(module)
+    assert namespace[name] is getattr(home, name)  # the same object, not a copy
+    assert name in phasewise.__all__
+    assert name in home.__all__  # the old path keeps working
+
+
+def test_every_root_name_is_lazy_and_comes_from_a_module_that_exports_it() -> None:
+    where = phasewise._WHERE  # type: ignore[attr-defined]
+    assert set(where) == set(phasewise.__all__) - {"__version__"}
+    for name, module in where.items():
+        home = importlib.import_module(module)
+        assert name in home.__all__, f"{module} does not export {name}"
+        assert getattr(phasewise, name) is getattr(home, name)
+
+
+def test_import_phasewise_does_not_import_the_view_or_the_timeline() -> None:
+    modules = sorted({*ROOT_ALSO.values(), "phasewise.core.model", "phasewise.core.state"})
+    probe = (
+        "import sys, phasewise; "
+        f"print([m for m in {modules!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
 def test_action_names_have_their_at_at_values() -> None:
     from phasewise.core import actions
 
@@ -102,6 +147,7 @@ def test_phasewise_all_is_sorted_and_complete() -> None:
     public = _public_attributes(phasewise)
     assert sorted(set(exported) - {"__version__"}) == public
     assert set(PROMISED["phasewise"]) <= set(exported)
+    assert set(ROOT_ALSO) <= set(exported)
     assert "__version__" in exported
     assert dir(phasewise) == sorted(exported)
 

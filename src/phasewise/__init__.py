@@ -16,6 +16,18 @@ if _typing.TYPE_CHECKING:
     from phasewise.core.model import Phase, PhasePolicy, Pipeline, PipelineResult
     from phasewise.core.state import PhaseLog, PhaseStatus, PipelineState
     from phasewise.core.store import Store
+    from phasewise.core.timeline import (
+        get_active_pipeline,
+        pipeline_to_timeline,
+        set_active_pipeline,
+    )
+    from phasewise.core.view import (
+        Key,
+        PipelineViewState,
+        Quit,
+        SpecialKey,
+        make_detail_reducer,
+    )
     from phasewise.plugins.markers import hookimpl
 
 __version__ = "0.1.0"
@@ -23,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Action",
     "CycleError",
+    "Key",
     "Phase",
     "PhaseLog",
     "PhasePolicy",
@@ -32,9 +45,16 @@ __all__ = [
     "PipelineError",
     "PipelineResult",
     "PipelineState",
+    "PipelineViewState",
+    "Quit",
+    "SpecialKey",
     "Store",
     "__version__",
+    "get_active_pipeline",
     "hookimpl",
+    "make_detail_reducer",
+    "pipeline_to_timeline",
+    "set_active_pipeline",
 ]
 
 _WHERE = {
@@ -50,6 +70,14 @@ _WHERE = {
     "PhaseStatus": "phasewise.core.state",
     "PipelineState": "phasewise.core.state",
     "Store": "phasewise.core.store",
+    "get_active_pipeline": "phasewise.core.timeline",
+    "pipeline_to_timeline": "phasewise.core.timeline",
+    "set_active_pipeline": "phasewise.core.timeline",
+    "Key": "phasewise.core.view",
+    "PipelineViewState": "phasewise.core.view",
+    "Quit": "phasewise.core.view",
+    "SpecialKey": "phasewise.core.view",
+    "make_detail_reducer": "phasewise.core.view",
     "hookimpl": "phasewise.plugins.markers",
 }
 

@@ -203,14 +203,131 @@ def test_progress_is_by_weight() -> None:
     assert state.progress == pytest.approx(1.0)
 
 
-def test_unknown_phase_names_are_ignored(reducer, init) -> None:
+# ── payload forms (issue 16): a dict with "name", or milo's bare phase name ─────
+
+PHASE_KINDS = [PHASE_START, PHASE_COMPLETE, PHASE_FAILED, PHASE_SKIPPED, PHASE_RETRY,
+               PHASE_CANCELLED, PHASE_LOG]
+STATUS_AFTER = {PHASE_START: "running", PHASE_COMPLETE: "completed", PHASE_FAILED: "failed",
+                PHASE_SKIPPED: "skipped", PHASE_RETRY: "retrying",
+                PHASE_CANCELLED: "cancelled", PHASE_LOG: "pending"}
+
+
+def observable(state: PipelineState) -> tuple[Any, ...]:
+    """Everything but the clock readings (a payload without a timestamp reads the clock)."""
+    return (state.status, state.progress, state.current_phase, tuple(
+        (p.name, p.status, p.error, p.attempt, p.logs, p.cached) for p in state.phases))
+
+
+@pytest.mark.parametrize("kind", PHASE_KINDS)
+def test_a_bare_phase_name_is_the_payload_name(reducer, init, kind: str) -> None:
     running = reducer(init, Action(PIPELINE_START, 1.0))
-    for kind in (PHASE_START, PHASE_COMPLETE, PHASE_FAILED, PHASE_SKIPPED, PHASE_RETRY,
-                 PHASE_LOG, PHASE_CANCELLED):
-        after = reducer(running, Action(kind, {"name": "ghost", "error": "x", "line": "x",
-                                               "attempt": 2, "stream": "stdout"}))
-        assert after == running, kind
-        assert after.status == "running"
+    by_name = reducer(running, Action(kind, "b"))
+    by_dict = reducer(running, Action(kind, {"name": "b"}))
+    assert observable(by_name) == observable(by_dict)
+    assert by_name.phase("b").status == STATUS_AFTER[kind]
+    assert by_name.phase("a") == running.phase("a")
+    if kind == PHASE_LOG:
+        assert by_name.phase("b").logs == (PhaseLog(""),)
+    else:
+        assert by_name != running
+
+
+def test_milo_shaped_run_with_name_payloads(reducer, init) -> None:
+    state = apply(reducer, init, Action(PIPELINE_START, 1.0),
+                  Action(PHASE_START, "a"), Action(PHASE_COMPLETE, "a"),
+                  Action(PHASE_START, "c"), Action(PHASE_SKIPPED, "c"),
+                  Action(PHASE_START, "b"), Action(PHASE_FAILED, "b"))
+    assert [p.status for p in state.phases] == ["completed", "failed", "skipped"]
+    assert state.progress == pytest.approx(3 / 4)
+    assert state.status == "failed"
+    assert state.current_phase == "b"
+
+
+@pytest.mark.parametrize("kind", PHASE_KINDS)
+@pytest.mark.parametrize("payload", [3, 2.5, None, True, ("a",), ["a"], b"a", object()],
+                         ids=lambda p: type(p).__name__)
+def test_a_payload_neither_dict_nor_str_is_a_value_error(reducer, init, kind, payload) -> None:
+    with pytest.raises(ValueError) as caught:
+        reducer(init, Action(kind, payload))
+    message = str(caught.value)
+    assert message.startswith(f"{kind}: payload must be a phase name or a dict with 'name', ")
+    assert f"({type(payload).__name__})" in message
+    assert init.status == "pending"  # nothing happened to the state it was given
+
+
+def test_bad_payload_message_shows_the_value() -> None:
+    reducer = make_pipeline(("a", 1)).build_reducer()
+    with pytest.raises(ValueError, match=r"^@@PHASE_START: payload must be a phase name or "
+                       r"a dict with 'name', got 3 \(int\)$"):
+        reducer(None, Action(PHASE_START, 3))
+
+
+@pytest.mark.parametrize("kind", PHASE_KINDS)
+@pytest.mark.parametrize("payload", ["ghost", {"name": "ghost", "error": "x", "line": "x"}],
+                         ids=["str", "dict"])
+def test_a_name_that_is_no_phase_is_a_value_error(reducer, init, kind, payload) -> None:
+    running = reducer(init, Action(PIPELINE_START, 1.0))
+    with pytest.raises(ValueError) as caught:
+        reducer(running, Action(kind, payload))
+    assert str(caught.value) == (
+        f"{kind}: payload names no phase of pipeline 'p': 'ghost' (phases: a, b, c)"
+    )
+    assert running.status == "running"
+
+
+@pytest.mark.parametrize("kind", PHASE_KINDS)
+@pytest.mark.parametrize("payload", [{}, {"error": "x"}, {"name": None}, {"name": 7},
+                                     {"name": ["a"]}], ids=str)
+def test_a_dict_without_a_known_name_is_a_value_error(reducer, init, kind, payload) -> None:
+    with pytest.raises(ValueError) as caught:
+        reducer(init, Action(kind, payload))
+    message = str(caught.value)
+    assert message.startswith(f"{kind}: payload ")
+    assert "pipeline 'p'" in message
+    assert "a, b, c" in message
+    if "name" not in payload:
+        assert "has no 'name'" in message
+
+
+def test_a_long_list_of_phases_is_cut_short_in_the_message() -> None:
+    reducer = make_pipeline(*((f"p{i}", 1) for i in range(500))).build_reducer()
+    with pytest.raises(ValueError) as caught:
+        reducer(None, Action(PHASE_FAILED, "nope"))
+    message = str(caught.value)
+    assert "p0, p1, p2" in message
+    assert "(500 in all)" in message
+    assert "p499" not in message
+
+
+def test_a_huge_payload_is_cut_short_in_the_message(reducer, init) -> None:
+    with pytest.raises(ValueError) as caught:
+        reducer(init, Action(PHASE_COMPLETE, {"result": "x" * 100_000}))
+    assert len(str(caught.value)) < 400
+
+
+def test_a_store_refuses_the_bad_action_and_keeps_its_state(reducer) -> None:
+    from phasewise import Store
+
+    store = Store(reducer)
+    seen: list[str] = []
+    store.observe(lambda action: seen.append(action.type))
+    before = store.state
+    with pytest.raises(ValueError, match="names no phase"):
+        store.dispatch(Action(PHASE_START, "ghost"))
+    assert store.state is before
+    assert seen == []
+    store.dispatch(Action(PHASE_START, "a"))
+    assert store.state.phase("a").status == "running"
+
+
+@pytest.mark.parametrize("kind", ["@@KEY", "@@SOMETHING_ELSE", PIPELINE_START,
+                                  PIPELINE_COMPLETE, "@@INIT"])
+@pytest.mark.parametrize("payload", [3, "ghost", None, ("x",), {"name": "ghost"}],
+                         ids=lambda p: type(p).__name__)
+def test_other_action_types_take_any_payload(reducer, init, kind, payload) -> None:
+    after = reducer(init, Action(kind, payload))
+    assert isinstance(after, PipelineState)
+    assert all(p.status == "pending" for p in after.phases)
 
 
 def test_unknown_action_types_are_ignored(reducer, init) -> None:
@@ -361,6 +478,10 @@ def test_reducer_matches_reference_model(weights, max_logs, actions) -> None:
     reducer = make_pipeline(*named.items(), max_logs=max_logs).build_reducer()
     state = reducer(None, Action("@@INIT"))
     for action in actions:
+        if action.type in PHASE_KINDS and action.payload["name"] not in named:
+            with pytest.raises(ValueError, match="names no phase"):
+                reducer(state, action)
+            continue  # refused: the state stays as it was
         state = reducer(state, action)
     expected = reference(named, max_logs, actions)
     assert state.status == expected["status"]

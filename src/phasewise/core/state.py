@@ -9,6 +9,7 @@ status in O(log N) without building the tuple.
 
 from __future__ import annotations
 
+import reprlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -140,10 +141,20 @@ def make_reducer(
 
     Each action costs O(log N): one status is replaced in the vector and the state's
     other fields are copied; ``progress`` moves by the phase's own weight.
+
+    Payloads of the phase actions (``@@PHASE_START``, ``@@PHASE_COMPLETE``,
+    ``@@PHASE_FAILED``, ``@@PHASE_SKIPPED``, ``@@PHASE_RETRY``, ``@@PHASE_CANCELLED``,
+    ``@@PHASE_LOG``): a dict (any Mapping) with ``"name"``, or the phase's name alone as
+    a ``str``, read as ``{"name": payload}`` (milo's form). Any other payload, or a name
+    that is no phase of this pipeline, raises ``ValueError`` naming the action type and
+    what was wrong. Other action types never raise: ``@@INIT`` and ``@@PIPELINE_*`` read
+    what they need, unknown types return the state unchanged. The common case, a dict
+    with a known name, pays for none of these checks.
     """
     total_weight = float(sum(weights.values()))
     initial_vec = PVector(PhaseStatus(n) for n in phase_names)
     initial_index = {n: i for i, n in enumerate(phase_names)}
+    known = tuple(phase_names)  # for error messages
     replace = msgspec.structs.replace
 
     def initial() -> PipelineState:
@@ -163,10 +174,20 @@ def make_reducer(
 
     index_of = initial_index.get  # the same for every state of this pipeline
 
+    def no_such_phase(kind: str, payload: Mapping[str, Any]) -> ValueError:
+        if "name" not in payload:
+            return ValueError(f"{kind}: payload has no 'name' (phases of pipeline "
+                              f"{name!r}: {_listing(known)}), got {_short(payload)}")
+        return ValueError(f"{kind}: payload names no phase of pipeline {name!r}: "
+                          f"{_short(payload['name'])} (phases: {_listing(known)})")
+
     def log(state: PipelineState, payload: Mapping[str, Any]) -> PipelineState:
-        index = index_of(payload.get("name"))  # type: ignore[arg-type]
+        try:
+            index = index_of(payload.get("name"))  # type: ignore[arg-type]
+        except TypeError:  # an unhashable name
+            index = None
         if index is None:
-            return state
+            raise no_such_phase(A.PHASE_LOG, payload)
         old = state.__dict__["_vec"][index]
         limit = max_logs.get(old.name, 200)
         if limit <= 0:
@@ -181,9 +202,12 @@ def make_reducer(
 
     def phase_change(state: PipelineState, kind: str, payload: Mapping[str, Any]) -> PipelineState:
         phase = payload.get("name")
-        index = index_of(phase)  # type: ignore[arg-type]
+        try:
+            index = index_of(phase)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable name
+            index = None
         if index is None:
-            return state
+            raise no_such_phase(kind, payload)
         d = state.__dict__
         old: PhaseStatus = d["_vec"][index]
         now = payload.get("timestamp") or time.monotonic()
@@ -235,7 +259,7 @@ def make_reducer(
                 return state
         payload = action.payload
         if type(payload) is not dict:
-            payload = payload if isinstance(payload, Mapping) else {}
+            payload = _as_mapping(kind, payload)
         if kind in _PHASE_CHANGES:  # the common case first
             return phase_change(state, kind, payload)
         if kind == A.PHASE_LOG:
@@ -264,4 +288,35 @@ _ENDINGS = {
     A.PHASE_CANCELLED: "cancelled",
 }
 _PHASE_CHANGES = frozenset({A.PHASE_START, A.PHASE_RETRY, *_ENDINGS})
+_PHASE_ACTIONS = _PHASE_CHANGES | {A.PHASE_LOG}
+
+
+def _as_mapping(kind: str, payload: Any) -> Mapping[str, Any]:
+    """The payload of an action whose payload is not a plain dict, as a Mapping: a phase
+    action's bare name means ``{"name": payload}``; other action types read nothing from
+    a payload that is not a Mapping."""
+    if isinstance(payload, Mapping):
+        return payload
+    if kind not in _PHASE_ACTIONS:
+        return {}
+    if isinstance(payload, str):
+        return {"name": payload}
+    raise ValueError(f"{kind}: payload must be a phase name or a dict with 'name', "
+                     f"got {_short(payload)} ({type(payload).__name__})")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short: a payload can carry a phase's whole result."""
+    return _REPR.repr(value)
+
+
+def _listing(names: Sequence[str], limit: int = 10) -> str:
+    """``a, b, c``; past ``limit`` names, the first ones and how many there are."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])}, … ({len(names)} in all)"
 
