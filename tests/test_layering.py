@@ -115,3 +115,35 @@ def test_import_phasewise_has_no_side_effects() -> None:
         cli = report["cli_after_import" if stage == "after_import" else "cli_after_names"]
         if "click" in loaded:
             assert cli, f"click was imported ({stage}) without phasewise.cli"
+
+
+PARTS = ("core", "executors", "plugins", "cli")
+
+
+def _import_graph(part: str) -> dict[str, set[str]]:
+    """Module -> the modules of the same part it imports (anywhere in it, TYPE_CHECKING
+    and function-level imports included)."""
+    package = f"phasewise.{part}"
+    modules = {f"{package}.{p.stem}": p for p in (SRC / part).glob("*.py")
+               if p.stem != "__init__"}
+    return {
+        name: {m for _, m in _imported_modules(path.read_text(encoding="utf-8"), package)
+               if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    from phasewise.core.graph import find_cycle
+
+    return find_cycle(sorted(graph), {name: sorted(deps) for name, deps in graph.items()})
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_the_modules_of_a_part_import_each_other_one_way(part: str) -> None:
+    assert _cycle(_import_graph(part)) is None
+
+
+def test_the_circle_check_sees_a_circle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None

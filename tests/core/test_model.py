@@ -84,7 +84,8 @@ def test_phase_defaults() -> None:
     phase = Phase("p", noop)
     assert phase.description == ""
     assert phase.depends_on == ()
-    assert phase.parallel is False
+    assert phase.parallel is None  # inherits the pipeline's, which defaults to False
+    assert Pipeline("x", phase).phases[0].parallel is False
     assert phase.weight == 1
     assert phase.policy == PhasePolicy()
     assert phase.max_logs == 200

@@ -2,7 +2,8 @@
 
 Payloads are plain dicts, except ``@@PIPELINE_START`` whose payload is a
 ``time.monotonic()`` value. Every phase action carries ``name``; the runner also adds
-``timestamp`` (monotonic seconds) so the reducer never has to read the clock.
+``timestamp`` (monotonic seconds), which the reducer uses for elapsed times. An action
+without one (dispatched by hand, milo-style) is timed with the clock when it is reduced.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@
      ├── PluginError            plugins disagree (two register one executor name)
      │    ├── UnknownExecutorError  no installed plugin provides that executor
      │    └── ExecutorOptionsError  the executor's factory refused the options given
+     ├── SagaError              a saga yielded something that is not an effect, or deadlocked
      └── TargetError            ``phasewise run TARGET`` could not load a pipeline from TARGET
 
 A failed phase is data (its status and error text in the Store), not an exception
@@ -40,6 +41,7 @@ __all__ = [
     "PipelineFailed",
     "PluginError",
     "RemotePhaseError",
+    "SagaError",
     "SerializationError",
     "TargetError",
     "UnknownExecutorError",
@@ -153,6 +155,11 @@ class ExecutorOptionsError(PluginError):
             f"executor {name!r} cannot be created with options {options}: "
             f"{type(cause).__name__}: {cause}"
         )
+
+
+class SagaError(PhasewiseError):
+    """A saga yielded something the runner does not understand, or every saga waits and
+    nothing can wake one."""
 
 
 class TargetError(PhasewiseError):

@@ -3,16 +3,18 @@
 Dataflow scheduling: a phase is ready the moment all its dependencies have completed
 or been skipped. Ready phases start in execution order, subject to two limits:
 
-* at most ``max_workers`` phases run at once (when every executor of the run queues
-  tasks and reports when each starts, up to five times as many are handed over; the ones
-  waiting in an executor's queue stay ``pending``);
+* at most ``max_workers`` phases run at once — or as many as the run's executors take
+  at once (``Executor.max_in_flight``: executors that queue tasks take more, and the
+  ones waiting in an executor's queue stay ``pending``);
 * a ``parallel=False`` phase runs alone — it waits until nothing else runs, and nothing
   starts while it runs. A waiting exclusive phase also holds back phases after it, so it
   is never starved.
 
+    saga():  _start ─▶ loop { _start_ready ─▶ Take(done) ─▶ _on_outcome } ─▶ _finish
+
 Each started phase is a forked saga (``_phase_saga``) that dispatches its own
 START / RETRY / COMPLETE / FAILED / SKIPPED / CANCELLED actions and reports its outcome
-on a channel the driver takes from.
+on the ``done`` channel the driver takes from.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ import heapq
 import os
 import time
 from collections.abc import Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from phasewise.core import actions as A
 from phasewise.core.actions import Action
 from phasewise.core.context import PhaseContext
 from phasewise.core.errors import ExecutorError, PhaseError, RemotePhaseError
-from phasewise.core.executor import ExecutorLookup, ExecutorSession
+from phasewise.core.executor import Executor, ExecutorLookup, ExecutorSession
+from phasewise.core.phase import Phase
+from phasewise.core.plan import Plan
 from phasewise.core.saga import (
     Cancel,
     Channel,
@@ -44,17 +49,34 @@ from phasewise.core.saga import (
 from phasewise.core.task import Task, handler_traceback, pickled_handler
 from phasewise.core.wire import Log, Started
 
-if TYPE_CHECKING:
-    from phasewise.core.model import Phase, Pipeline
-
-__all__ = ["PipelineRun", "describe_error"]
+__all__ = ["PipelineRun", "RunOptions", "describe_error"]
 
 Saga = Generator[Any, Any, Any]
+
+QUEUED_IN_FLIGHT = 5
+"""Tasks in flight per worker for an executor that queues tasks and says nothing of
+``max_in_flight`` (see ``_in_flight``)."""
+
+_now = time.monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to run a pipeline: what ``Pipeline.run`` and ``build_saga`` take besides the
+    Store. ``executors`` maps executor names to factories (the plugin registry's lookup
+    when None)."""
+
+    executor: str = "thread"
+    max_workers: int | None = None
+    executor_options: Mapping[str, Any] = field(default_factory=dict)
+    executors: ExecutorLookup | None = None
+    capture_output: bool = False
+    fail_fast: bool = False
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
     """``(error, traceback)`` for a phase's failure: "Type: message" and the formatted
-    traceback (the worker's own, for errors raised in another process)."""
+    traceback from the handler down (the worker's own, for errors raised elsewhere)."""
     if isinstance(exc, RemotePhaseError):
         return str(exc), exc.remote_traceback
     if isinstance(exc, PhaseError):
@@ -64,183 +86,54 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return error, handler_traceback(exc)
 
 
-_now = time.monotonic
-
-QUEUED_IN_FLIGHT = 5
-"""Phases in flight per worker when every executor of a run queues tasks (see saga())."""
-
-
-def _wants_context(pipeline: Pipeline) -> dict[str, bool]:
-    """Phase name -> whether its handler takes ``context`` (phases often share a handler)."""
-    by_handler: dict[int, bool] = {}
-    out = {}
-    for p in pipeline.phases:
-        key = id(p.handler)
-        if key not in by_handler:
-            by_handler[key] = p.wants_context
-        out[p.name] = by_handler[key]
-    return out
-
-
-class _Plan:
-    """What scheduling needs to know about a pipeline's graph, worked out once for it."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        phases = pipeline.phases
-        self.in_order = [pipeline.phase(name) for name in pipeline.execution_order()]
-        self.order = {p.name: i for i, p in enumerate(self.in_order)}
-        self.waiting = {p.name: len(set(p.depends_on)) for p in phases}
-        self.dependants: dict[str, list[str]] = {p.name: [] for p in phases}
-        for p in phases:
-            for dep in set(p.depends_on):
-                self.dependants[dep].append(p.name)
-        self.ready = sorted(self.order[p.name] for p in phases if self.waiting[p.name] == 0)
-        self._depends_on = {p.name: p.depends_on for p in phases}
-        self._upstream: dict[str, frozenset[str]] = {}
-
-    UPSTREAM_LIMIT = 256
-    """Indirect dependencies worked out per phase at most (a context's error message
-    uses them; a long chain must not cost O(N²))."""
-
-    def upstream(self, name: str) -> frozenset[str]:
-        """Some of ``name``'s indirect dependencies (all of them, up to UPSTREAM_LIMIT)."""
-        found = self._upstream.get(name)
-        if found is None:
-            direct = set(self._depends_on[name])
-            seen: set[str] = set()
-            queue = [d for dep in direct for d in self._depends_on[dep]]
-            while queue and len(seen) < self.UPSTREAM_LIMIT:
-                dep = queue.pop()
-                if dep not in seen and dep not in direct:
-                    seen.add(dep)
-                    queue.extend(self._depends_on[dep])
-            found = self._upstream[name] = frozenset(seen)
-        return found
-
-
 class PipelineRun:
-    """One run of a pipeline; ``saga()`` is what the Store runs."""
+    """One run of a planned pipeline; ``saga()`` is what the Store runs. ``results``
+    fills in as phases complete."""
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        *,
-        executor: str = "thread",
-        max_workers: int | None = None,
-        executor_options: Mapping[str, Any] | None = None,
-        executors: ExecutorLookup | None = None,
-        capture_output: bool = False,
-        fail_fast: bool = False,
-        results: dict[str, Any] | None = None,
-    ) -> None:
-        if executors is None:
-            from phasewise.core.runtime import lookup_executor as executors
-        self.pipeline = pipeline
-        self.max_workers = max_workers or os.cpu_count() or 1
-        self.session = ExecutorSession(executors, executor, self.max_workers, executor_options)
-        self.in_flight = self.max_workers  # raised by saga() when executors queue tasks
-        self.capture_output = capture_output
-        self.fail_fast = fail_fast
+    def __init__(self, plan: Plan, options: RunOptions,
+                 results: dict[str, Any] | None = None) -> None:
+        lookup = options.executors
+        if lookup is None:
+            from phasewise.core.runtime import lookup_executor as lookup
+        self.plan = plan
+        self.options = options
+        self.max_workers = options.max_workers or os.cpu_count() or 1
+        self.session = ExecutorSession(lookup, options.executor, self.max_workers,
+                                       options.executor_options)
         self.results = results if results is not None else {}
-        self._wants_context: dict[str, bool] = pipeline._cached(
-            "wants_context", lambda: _wants_context(pipeline))
-        self._cancel_reason = ""
+        # the driver's state
+        self._waiting = dict(plan.waiting)  # counts down as dependencies complete
+        self._ready = list(plan.ready)  # a heap of positions in the execution order
+        self._done = Channel()  # (phase, outcome) from each phase's saga
+        self._running: dict[str, SagaTask] = {}
+        self._started: set[str] = set()
+        self._in_flight = self.max_workers
+        self._exclusive = False  # a parallel=False phase runs
+        self._failed: str | None = None  # the first phase that failed
+        self._interrupted = False
+        self._cancel_reason = ""  # what a cancelled phase's saga says of it
+        self._cancelled_running = False  # running phases were cancelled (not a clean end)
         self._crash: BaseException | None = None  # infrastructure error to re-raise
         self._broken: ExecutorError | None = None  # an executor that cannot run phases
-        self._plan: _Plan = pipeline._cached("schedule", lambda: _Plan(pipeline))
 
     # the driver
 
     def saga(self) -> Saga:
-        phases = self.pipeline.phases
-        plan = self._plan
-        in_order, order, dependants = plan.in_order, plan.order, plan.dependants
-        waiting = dict(plan.waiting)  # counts down as dependencies complete
-        ready = list(plan.ready)  # a heap of positions in the execution order
-
-        done = Channel()
-        running: dict[str, SagaTask] = {}
-        started: set[str] = set()
-        exclusive = False
-        failed: str | None = None
-        interrupted = False
-        cancel_reason = ""
         ended_cleanly = False
-
         try:
-            # Created before the run is announced: options an executor refuses, or an
-            # executor that cannot work at all, raise before anything is reported.
-            executors = [self.session.get(name) for name in {p.executor for p in phases}]
-            yield Put(Action(A.PIPELINE_START, _now()))
-            if all(getattr(executor, "reports_start", False) for executor in executors):
-                # Executors that queue tasks run at most max_workers at once and say when
-                # each begins; handing them more keeps their workers busy between two of
-                # our steps, and lets both sides work in batches (the process pool queues
-                # up to 4 quick tasks per worker). Those waiting in a queue stay ``pending``.
-                self.in_flight = QUEUED_IN_FLIGHT * self.max_workers
-            unsendable = self._unsendable_phase()
-            if unsendable is not None:
-                failed = unsendable[0]
-                started.add(failed)
-                yield Put(Action(A.PHASE_FAILED, {"name": failed, "error": unsendable[1],
-                                                  "timestamp": _now()}))
+            yield from self._start()
             try:
                 while True:
-                    while ready and failed is None and not exclusive:
-                        phase = in_order[ready[0]]
-                        if not phase.parallel and running:
-                            break  # an exclusive phase waits for the others to finish
-                        if phase.parallel and len(running) >= self.in_flight:
-                            break
-                        heapq.heappop(ready)
-                        started.add(phase.name)
-                        exclusive = not phase.parallel
-                        running[phase.name] = yield Fork(self._phase_saga(phase, done))
-                    if not running:
+                    yield from self._start_ready()
+                    if not self._running:
                         break
-                    name, outcome = yield Take(done)
-                    del running[name]
-                    exclusive = False
-                    if outcome in ("completed", "skipped"):
-                        for child in dependants[name]:
-                            waiting[child] -= 1
-                            if waiting[child] == 0:
-                                heapq.heappush(ready, order[child])
-                    elif outcome == "broken":  # its executor cannot run any phase
-                        failed = failed or name
-                        cancel_reason = f"cancelled: {self._broken}"
-                        yield from self._cancel_all(running, done, cancel_reason)
-                    elif outcome == "crashed":
-                        yield from self._cancel_all(running, done, "cancelled: the run broke")
-                        raise self._crash or RuntimeError(f"phase {name!r} crashed")
-                    elif outcome == "failed" and failed is None:
-                        failed = name
-                        if self.fail_fast and running:
-                            cancel_reason = f"cancelled: phase {name!r} failed (fail_fast)"
-                            yield from self._cancel_all(running, done, cancel_reason)
-                        else:  # running phases finish; those still queued do not start
-                            self._cancel_reason = f"not started: phase {name!r} failed"
-                            for task in list(running.values()):
-                                yield Cancel(task, unstarted_only=True)
+                    name, outcome = yield Take(self._done)
+                    yield from self._on_outcome(name, outcome)
             except SagaCancelled:
-                interrupted = True
-                yield from self._cancel_all(running, done, "cancelled: interrupted")
-            if interrupted:
-                reason = "not started: the run was interrupted"
-            elif failed is not None:
-                reason = f"not started: phase {failed!r} failed"
-            else:
-                reason = "not started: a dependency did not complete"
-            for p in phases:
-                if p.name not in started:
-                    yield Put(Action(A.PHASE_CANCELLED, {"name": p.name, "reason": reason,
-                                                         "timestamp": _now()}))
-            status = "cancelled" if interrupted else ("failed" if failed is not None else None)
-            payload: dict[str, Any] = {"timestamp": _now()}
-            if status is not None:
-                payload["status"] = status
-            yield Put(Action(A.PIPELINE_COMPLETE, payload))
-            ended_cleanly = not (interrupted or cancel_reason)
+                self._interrupted = True
+                yield from self._cancel_running("cancelled: interrupted")
+            yield from self._finish()
+            ended_cleanly = not (self._interrupted or self._cancelled_running)
         finally:
             # Not a yielded Call: this must also run when the generator is closed. A run
             # that did not end cleanly (Ctrl-C, fail_fast, an error) stops what still runs.
@@ -249,14 +142,110 @@ class PipelineRun:
             raise self._broken
         return self.results
 
+    def _start(self) -> Saga:
+        """Create the executors (an executor's bad options, or one that cannot work,
+        raise before anything is announced), announce the run, check the handlers that
+        must cross to another process pickle."""
+        executors = [self.session.get(name) for name in self.plan.executors]
+        yield Put(Action(A.PIPELINE_START, _now()))
+        self._in_flight = self._in_flight_for(executors)
+        unsendable = self._unsendable_phase()
+        if unsendable is not None:
+            self._failed = unsendable[0]
+            self._started.add(self._failed)
+            yield Put(Action(A.PHASE_FAILED, {"name": self._failed, "error": unsendable[1],
+                                              "timestamp": _now()}))
+
+    def _in_flight_for(self, executors: list[Executor]) -> int:
+        """How many phases may be handed over at once: the least any executor takes.
+
+        Executors that queue tasks run at most max_workers at once and say when each
+        begins; handing them more keeps their workers busy between two of our steps."""
+        limits = []
+        for executor in executors:
+            limit = getattr(executor, "max_in_flight", None)
+            if limit is None:
+                queues = getattr(executor, "reports_start", False)
+                limit = QUEUED_IN_FLIGHT * self.max_workers if queues else self.max_workers
+            limits.append(limit)
+        return min(limits, default=self.max_workers)
+
+    def _start_ready(self) -> Saga:
+        """Start ready phases, in execution order, while the limits allow."""
+        ready, in_order = self._ready, self.plan.in_order
+        while ready and self._failed is None and not self._exclusive:
+            phase = in_order[ready[0]]
+            if not phase.parallel and self._running:
+                break  # an exclusive phase waits for the others to finish
+            if phase.parallel and len(self._running) >= self._in_flight:
+                break
+            heapq.heappop(ready)
+            self._started.add(phase.name)
+            self._exclusive = not phase.parallel
+            self._running[phase.name] = yield Fork(self._phase_saga(phase))
+
+    def _on_outcome(self, name: str, outcome: str) -> Saga:
+        """Phase ``name`` has ended: release its dependants, or act on its failure."""
+        del self._running[name]
+        self._exclusive = False
+        if outcome in ("completed", "skipped"):
+            for child in self.plan.dependants[name]:
+                self._waiting[child] -= 1
+                if self._waiting[child] == 0:
+                    heapq.heappush(self._ready, self.plan.order[child])
+        elif outcome == "broken":  # its executor cannot run any phase
+            self._failed = self._failed or name
+            yield from self._cancel_running(f"cancelled: {self._broken}")
+        elif outcome == "crashed":
+            yield from self._cancel_running("cancelled: the run broke")
+            raise self._crash or RuntimeError(f"phase {name!r} crashed")
+        elif outcome == "failed" and self._failed is None:
+            self._failed = name
+            if self.options.fail_fast and self._running:
+                yield from self._cancel_running(
+                    f"cancelled: phase {name!r} failed (fail_fast)")
+            else:  # running phases finish; those still queued do not start
+                self._cancel_reason = f"not started: phase {name!r} failed"
+                for task in list(self._running.values()):
+                    yield Cancel(task, unstarted_only=True)
+
+    def _finish(self) -> Saga:
+        """Phases that never started end cancelled; the run ends with its status."""
+        if self._interrupted:
+            reason = "not started: the run was interrupted"
+        elif self._failed is not None:
+            reason = f"not started: phase {self._failed!r} failed"
+        else:
+            reason = "not started: a dependency did not complete"
+        for p in self.plan.phases:
+            if p.name not in self._started:
+                yield Put(Action(A.PHASE_CANCELLED, {"name": p.name, "reason": reason,
+                                                     "timestamp": _now()}))
+        payload: dict[str, Any] = {"timestamp": _now()}
+        if self._interrupted:
+            payload["status"] = "cancelled"
+        elif self._failed is not None:
+            payload["status"] = "failed"
+        yield Put(Action(A.PIPELINE_COMPLETE, payload))
+
+    def _cancel_running(self, reason: str) -> Saga:
+        """Cancel every running phase and wait until each has ended."""
+        self._cancel_reason = reason
+        self._cancelled_running = True
+        for task in list(self._running.values()):
+            yield Cancel(task)
+        while self._running:
+            name, _ = yield Take(self._done)
+            del self._running[name]
+
     def _unsendable_phase(self) -> tuple[str, str] | None:
         """The first phase whose handler cannot be pickled for the executor it is bound
         for, with the reason; checked before any phase starts."""
-        crossing = {name for name in {p.executor for p in self.pipeline.phases}
+        crossing = {name for name in self.plan.executors
                     if getattr(self.session.get(name), "crosses_processes", False)}
         if not crossing:
             return None
-        for phase in self.pipeline.phases:
+        for phase in self.plan.phases:
             if phase.executor not in crossing:
                 continue
             try:  # what the executor will send; kept, so it is pickled once
@@ -268,17 +257,10 @@ class PipelineRun:
                 )
         return None
 
-    def _cancel_all(self, running: dict[str, SagaTask], done: Channel, reason: str) -> Saga:
-        self._cancel_reason = reason
-        for task in list(running.values()):
-            yield Cancel(task)
-        while running:
-            name, _ = yield Take(done)
-            del running[name]
-
     # one phase
 
-    def _phase_saga(self, phase: Phase, done: Channel) -> Saga:
+    def _phase_saga(self, phase: Phase) -> Saga:
+        """Run ``phase``'s attempts as its policy says; send its outcome to the driver."""
         name, policy = phase.name, phase.policy
         outcome = "failed"
         try:
@@ -288,7 +270,8 @@ class PipelineRun:
             while True:
                 attempt += 1
                 task = Task(name, phase.handler, context, attempt=attempt,
-                            capture_output=self.capture_output, timeout=phase.timeout)
+                            capture_output=self.options.capture_output,
+                            timeout=phase.timeout)
                 try:
                     result = yield Execute(task, executor, self._event_actions(name, attempt))
                 except SagaCancelled:
@@ -331,13 +314,13 @@ class PipelineRun:
         except BaseException as exc:  # not the handler's: a listener or executor broke
             self._crash = self._crash or (exc.error if isinstance(exc, EmitFailed) else exc)
             outcome = "crashed"
-        yield Send(done, (name, outcome))
+        yield Send(self._done, (name, outcome))
 
     def _context(self, phase: Phase) -> PhaseContext | None:
-        if not self._wants_context[phase.name]:
+        if not self.plan.wants_context[phase.name]:
             return None
         results = {dep: self.results.get(dep) for dep in phase.depends_on}
-        return PhaseContext(phase.name, results, self._plan.upstream(phase.name))
+        return PhaseContext(phase.name, results, self.plan.upstream(phase.name))
 
     @staticmethod
     def _event_actions(name: str, attempt: int) -> Any:
@@ -354,4 +337,3 @@ class PipelineRun:
             return ()
 
         return to_actions
-

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from phasewise.core.actions import INIT, Action
-from phasewise.core.view import Quit
 
-__all__ = ["Store"]
+__all__ = ["Quit", "Store"]
 
 Reducer = Callable[[Any, Action], Any]
 Listener = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """What a reducer returns to ask the Store's owner to stop (the detail view's does when
+    the user presses q); ``state`` is the state to keep."""
+
+    state: Any
+    code: int = 0
 
 
 class Store:
@@ -72,6 +81,6 @@ class Store:
         Returns what the saga returns; raises what it raises. On Ctrl-C the saga is
         cancelled, allowed to clean up, and KeyboardInterrupt is re-raised.
         """
-        from phasewise.core.saga import SagaRunner
+        from phasewise.core.runner import SagaRunner
 
-        return SagaRunner(self).run(saga)
+        return SagaRunner(self.dispatch, self.get_state).run(saga)

@@ -15,6 +15,7 @@ from typing import Any
 
 from phasewise.core.actions import INIT, PHASE_LOG, Action
 from phasewise.core.state import PipelineState
+from phasewise.core.store import Quit  # the view reducer returns it when the user leaves
 
 __all__ = ["KEY", "Key", "PipelineViewState", "Quit", "SpecialKey", "make_detail_reducer"]
 
@@ -45,14 +46,6 @@ class Key:
     ctrl: bool = False
     alt: bool = False
     shift: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Quit:
-    """Returned by the view reducer when the user asks to leave; ``state`` is the last one."""
-
-    state: Any
-    code: int = 0
 
 
 @dataclass(frozen=True, slots=True)
