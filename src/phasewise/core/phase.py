@@ -9,7 +9,27 @@ from typing import Any
 
 from phasewise.core.errors import PipelineError
 
-__all__ = ["MAX_RETRY_DELAY", "Phase", "PhasePolicy"]
+__all__ = ["MAX_RETRY_DELAY", "Phase", "PhasePolicy", "parse_ttl"]
+
+_TTL_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_ttl(value: object) -> float | None:
+    """Seconds a cached result stays good: ``True`` → None (forever), ``"500ms"``, ``"90s"``,
+    ``"10m"``, ``"24h"``, ``"7d"`` → that many seconds. ``ValueError`` for anything else
+    (``False``, caching off, is the caller's to handle)."""
+    if value is True:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        for unit in ("ms", "s", "m", "h", "d"):  # "ms" before "m" and "s"
+            number = text[: -len(unit)]
+            if text.endswith(unit) and number.replace(".", "", 1).isdigit():
+                seconds = float(number) * _TTL_UNITS[unit]
+                if seconds > 0:
+                    return seconds
+    raise ValueError(f"cache must be False, True or a duration like '500ms', '90s', '10m', "
+                     f"'24h' or '7d', got {value!r}")
 
 _ON_FAIL = ("stop", "skip", "retry")
 _BACKOFF = ("fixed", "exponential")
@@ -62,7 +82,9 @@ class Phase:
     ``parallel=True`` phases run alongside each other (up to ``max_workers``); a
     ``parallel=False`` phase runs alone. Left out (None), a phase takes its pipeline's
     ``parallel``, which is False unless the pipeline says otherwise. ``executor``
-    overrides the run's executor for this phase; ``timeout`` is in seconds. ``max_logs`` is
+    overrides the run's executor for this phase; ``timeout`` is in seconds. ``cache``
+    (``True`` or a time to live such as ``"24h"``) lets a run with a work directory reuse
+    the result of an earlier run whose handler code and inputs were the same. ``max_logs`` is
     how many captured lines the Store keeps (the newest).
     """
 
@@ -76,6 +98,7 @@ class Phase:
     max_logs: int = 200
     executor: str | None = None
     timeout: float | None = None
+    cache: bool | str = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -88,6 +111,11 @@ class Phase:
         if isinstance(deps, str):
             deps = (deps,)
         object.__setattr__(self, "depends_on", tuple(deps))
+        if self.cache is not False:
+            try:
+                parse_ttl(self.cache)
+            except ValueError as exc:
+                raise PipelineError(f"phase {self.name!r}: {exc}") from None
         if self.parallel is not None and not isinstance(self.parallel, bool):
             raise PipelineError(f"phase {self.name!r}: parallel must be True, False or None")
         if not isinstance(self.policy, PhasePolicy):
