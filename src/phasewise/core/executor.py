@@ -6,12 +6,17 @@ and is as small as an httpx transport::
     future = executor.submit(task, emit)   # emit(event) from any thread while it runs
     executor.shutdown(cancel=False)
 
-``future`` is a ``concurrent.futures.Future`` resolving to the handler's result or
-raising its error. Cancelling the future of a running task should stop the task if the
-executor can (process executors kill the worker; a thread cannot be killed).
+plus three attributes that tell the run how to treat it (``crosses_processes``,
+``reports_start``, ``max_in_flight``). ``phasewise.executors`` exports this protocol
+and what an executor is written with: ``BaseExecutor`` (the attributes' defaults and the
+boring parts), ``CancellableFuture``, ``run_payload`` / ``reply_value`` for the two
+sides of a process boundary, and the remote-error convention, ``RemotePhaseError``.
 
-An executor that sends tasks to other processes sets ``crosses_processes = True``; a run
-then checks that every handler bound for it can be pickled before any phase starts.
+The future resolves to the handler's return value, or raises what stands for its
+failure. A future raising ``phasewise.core.errors.RemotePhaseError`` (the handler raised
+in another process) shows the phase's error as ``Type: message`` and the remote
+traceback it carries as the phase's traceback; any other exception shows as
+``Type: message`` with its own traceback from the handler's frame down.
 """
 
 from __future__ import annotations
@@ -31,16 +36,52 @@ __all__ = ["Executor", "ExecutorFactory", "ExecutorLookup", "ExecutorSession"]
 
 @runtime_checkable
 class Executor(Protocol):
-    """What phasewise needs from an executor plugin."""
+    """What phasewise needs from an executor plugin: two methods, three attributes.
+
+    An executor written before the attributes were declared, without them, is run as if
+    it had their defaults (``BaseExecutor`` has them): False, False, None.
+    """
+
+    crosses_processes: bool
+    """True if tasks run in another process, so that handlers and contexts are pickled
+    (the executor sends ``Task.payload``). The run then pickles every handler bound for
+    this executor before any phase starts; one that cannot be pickled fails its phase,
+    with a message naming the phase and the object, and nothing runs."""
+
+    reports_start: bool
+    """True if the executor queues tasks and emits ``wire.Started`` itself when a queued
+    task begins. Its futures must then stay pending (not running) until that moment:
+    the run withdraws a queued task with ``Future.cancel()`` (a phase failed under the
+    stop policy: phases still waiting in the queue end ``cancelled``, not started), which
+    only a pending future allows. Until ``Started`` arrives the phase stays ``pending``
+    and its timeout does not run.
+
+    False: the task counts as started when ``submit`` is called; the run itself emits
+    ``Started`` then, and times the phase from there, so the executor should not hold
+    the task back (the run gives it no more than ``max_in_flight`` at once)."""
+
+    max_in_flight: int | None
+    """How many of the run's tasks the scheduler may hand this executor at once
+    (submitted, future not yet done). None: ``max_workers``, the number its factory was
+    given. More than ``max_workers`` only makes sense with ``reports_start``: the extra
+    tasks wait in the executor's queue, pending, so that a worker finding the next task
+    already there need not wait for the run (the process and thread pools take five
+    times ``max_workers``). When a run uses several executors, the smallest limit holds."""
 
     def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
-        """Start ``task``; call ``emit(event)`` with ``wire`` events while it runs.
+        """Start ``task`` (or queue it, with ``reports_start``) and return its future at
+        once; call ``emit(event)`` with ``wire`` events while it runs, from any thread.
 
-        Every event for a task must be emitted before its future resolves."""
+        The future resolves to the handler's result or raises its error; raise from the
+        future, not from ``submit``. Every event for a task must be emitted before its
+        future resolves. ``future.cancel()`` on a running task should stop it where the
+        executor can (``CancellableFuture``); the run ignores a cancelled future's
+        outcome."""
         ...
 
     def shutdown(self, cancel: bool = False) -> None:
-        """Release workers. ``cancel=True``: stop running tasks now, where possible."""
+        """Release workers, once per run that created the executor; safe to call twice.
+        ``cancel=True``: stop running tasks now, where possible, and do not wait."""
         ...
 
 

@@ -1,7 +1,16 @@
-"""Built-in executors and the Executor protocol.
+"""The executor protocol, what an executor plugin is written with, and the built-ins.
+
+Write an executor on these names (``docs/plugins.md`` walks through one):
+
+* ``Executor`` — the protocol; ``BaseExecutor`` — an optional base with its boring parts;
+* ``Task`` — what ``submit`` receives; ``Started`` and ``Log`` — the events ``emit`` takes;
+* ``CancellableFuture`` — a future whose ``cancel()`` stops a running task;
+* ``run_payload`` — run a ``Task.payload`` in a worker, capturing and streaming its
+  output; ``reply_value`` — the parent's side: the value, or the exception;
+* ``RemotePhaseError`` — a future raising it shows the remote traceback.
 
 Imported lazily: ``phasewise.executors.ProcessExecutor`` loads multiprocess only when
-asked for.
+asked for, and ``import phasewise`` loads none of this.
 """
 
 from __future__ import annotations
@@ -12,24 +21,47 @@ from typing import TYPE_CHECKING, Any
 from phasewise.core.executor import Executor
 
 if TYPE_CHECKING:
+    from phasewise.core.errors import RemotePhaseError
+    from phasewise.core.task import Task
+    from phasewise.core.wire import Log, Started
+    from phasewise.executors.base import BaseExecutor
+    from phasewise.executors.future import CancellableFuture
     from phasewise.executors.inline import InlineExecutor
     from phasewise.executors.process import ProcessExecutor
+    from phasewise.executors.reply import reply_value
     from phasewise.executors.subprocess import SubprocessExecutor
     from phasewise.executors.thread import ThreadExecutor
+    from phasewise.executors.worker import run_payload
 
 __all__ = [
+    "BaseExecutor",
+    "CancellableFuture",
     "Executor",
     "InlineExecutor",
+    "Log",
     "ProcessExecutor",
+    "RemotePhaseError",
+    "Started",
     "SubprocessExecutor",
+    "Task",
     "ThreadExecutor",
+    "reply_value",
+    "run_payload",
 ]
 
 _LAZY = {
+    "BaseExecutor": "phasewise.executors.base",
+    "CancellableFuture": "phasewise.executors.future",
     "InlineExecutor": "phasewise.executors.inline",
+    "Log": "phasewise.core.wire",
     "ProcessExecutor": "phasewise.executors.process",
+    "RemotePhaseError": "phasewise.core.errors",
+    "Started": "phasewise.core.wire",
     "SubprocessExecutor": "phasewise.executors.subprocess",
+    "Task": "phasewise.core.task",
     "ThreadExecutor": "phasewise.executors.thread",
+    "reply_value": "phasewise.executors.reply",
+    "run_payload": "phasewise.executors.worker",
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from phasewise.core.errors import PhaseTimeout
 from phasewise.core.task import Task
+from phasewise.executors.base import BaseExecutor
 from phasewise.executors.capture import capture_thread_output
 
 __all__ = ["InlineExecutor", "run_task_here"]
@@ -27,13 +28,13 @@ def run_task_here(task: Task, emit: Callable[[Any], None]) -> Any:
         return task.run()
 
 
-class InlineExecutor:
+class InlineExecutor(BaseExecutor):
     """Runs each phase in the caller's thread, one at a time."""
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers
 
-    def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
+    def start(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         started = time.monotonic()
@@ -52,6 +53,3 @@ class InlineExecutor:
         else:
             future.set_result(result)
         return future
-
-    def shutdown(self, cancel: bool = False) -> None:
-        pass

@@ -56,15 +56,12 @@ from phasewise.core.errors import (
 )
 from phasewise.core.task import Task
 from phasewise.executors import _start
-from phasewise.executors._killable import (
-    KillableFuture,
-    describe_exit,
-    describe_unfinished,
-    error_from_reply,
-    signal_group,
-    write_all,
-)
-from phasewise.executors._pickling import load_result, run_frame
+from phasewise.executors._exits import describe_exit, describe_unfinished
+from phasewise.executors._pickling import run_frame
+from phasewise.executors._syscalls import signal_group, write_all
+from phasewise.executors.base import IN_FLIGHT_PER_WORKER, BaseExecutor
+from phasewise.executors.future import CancellableFuture
+from phasewise.executors.reply import reply_value
 
 __all__ = ["ProcessExecutor"]
 
@@ -87,7 +84,8 @@ class _Assigned:
 
     __slots__ = ("emit", "frame", "future")
 
-    def __init__(self, future: KillableFuture, frame: bytes, emit: Callable[[Any], None]) -> None:
+    def __init__(self, future: CancellableFuture, frame: bytes,
+                 emit: Callable[[Any], None]) -> None:
         self.future, self.frame, self.emit = future, frame, emit
 
 
@@ -107,16 +105,21 @@ class _Worker:
         self.kill_at: float | None = None  # when SIGTERM was sent, for the SIGKILL deadline
 
     @property
-    def future(self) -> KillableFuture | None:
+    def future(self) -> CancellableFuture | None:
         """The future of the task the worker runs, if any."""
         return self.tasks[0].future if self.tasks else None
 
 
-class ProcessExecutor:
-    """A persistent pool of worker processes; tasks are cloudpickled."""
+class ProcessExecutor(BaseExecutor):
+    """A persistent pool of worker processes; tasks are cloudpickled.
+
+    It queues tasks (``reports_start``: it emits ``wire.Started`` when a worker begins
+    one, and a task still queued can be withdrawn) and takes ``IN_FLIGHT_PER_WORKER``
+    times ``max_workers`` tasks at once (``max_in_flight``): while tasks are quick, each
+    worker holds the next few in its pipe."""
 
     crosses_processes = True
-    reports_start = True  # emits wire.Started when a task is handed to a worker
+    reports_start = True
 
     def __init__(
         self,
@@ -133,6 +136,7 @@ class ProcessExecutor:
             raise ValueError(f"start_method must be one of {', '.join(_start.START_METHODS)}, "
                              f"got {start_method!r}")
         self.max_workers = max_workers or os.cpu_count() or 1
+        self.max_in_flight = IN_FLIGHT_PER_WORKER * self.max_workers
         self.start_method = start_method
         self.kill_grace = kill_grace
         self._ctx = multiprocess.get_context("forkserver" if start_method == "auto"
@@ -145,23 +149,21 @@ class ProcessExecutor:
         self._lock = threading.RLock()
         self._workers: list[_Worker] = []
         self._idle: deque[_Worker] = deque()
-        self._pending: deque[tuple[KillableFuture, bytes, Callable[[Any], None]]] = deque()
+        self._pending: deque[tuple[CancellableFuture, bytes, Callable[[Any], None]]] = deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._closed = False
+        self._stopping = False  # close() has begun (a second one only kills)
         self._manager: threading.Thread | None = None
         self._workers_changed = False  # tells the manager to re-read what to poll
 
     # submitting
 
-    def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
-        future = KillableFuture(task.phase, self._kill_task)
+    def start(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
+        future = CancellableFuture(self._kill_task, task.phase)
         frame = run_frame(task)
         if isinstance(frame, SerializationError):
             future.set_exception(frame)
             return future
-        if self._closed:
-            raise RuntimeError("cannot submit to a ProcessExecutor after shutdown")
         # Without the lock while every worker is busy (the manager thread, handing out
         # pending tasks as results come back, then does it): two threads contending for
         # it on every task cost more than the rest of submit. The manager marks a worker
@@ -171,7 +173,7 @@ class ProcessExecutor:
             with self._lock:
                 started = self._dispatch(only_idle=True)
             _announce(started)
-        if self._closed:  # shut down from another thread meanwhile: nobody may run it
+        if self.closed:  # shut down from another thread meanwhile: nobody may run it
             future.cancel()
         return future
 
@@ -298,7 +300,7 @@ class ProcessExecutor:
         while True:
             if self._workers_changed or timeout is not None:  # timeout: a kill is under way
                 with self._lock:
-                    if self._closed and not self._workers:
+                    if self.closed and not self._workers:
                         return
                     if self._workers_changed:
                         self._workers_changed = False
@@ -354,22 +356,15 @@ class ProcessExecutor:
             if running is not None and not running.future.done():
                 running.emit(message)
             return
-        if isinstance(message, wire.Result):
+        if isinstance(message, (wire.Result, wire.Error)):
+            error: BaseException | None = None
             try:
-                value = load_result(message)
-            except Exception as exc:
-                error: BaseException | None = SerializationError(
-                    f"the result of phase {_phase(worker)!r} could not be unpickled in the "
-                    f"parent: {type(exc).__name__}: {exc}", _phase(worker))
-            else:
-                error = None
+                value = reply_value(message, _phase(worker), "process")
+            except Exception as exc:  # the phase failed, or its result did not unpickle
+                error = exc
             self._release(worker)
             if future is not None and not future.done():
                 future.set_exception(error) if error else future.set_result(value)
-        elif isinstance(message, wire.Error):
-            self._release(worker)
-            if future is not None and not future.done():
-                future.set_exception(error_from_reply(message, future.phase, "process"))
 
     def _release(self, worker: _Worker) -> None:
         """The worker has replied: it starts its next task, if it has one, else waits
@@ -403,11 +398,11 @@ class ProcessExecutor:
             tasks, worker.tasks = list(worker.tasks), deque()
             future = tasks[0].future if tasks else None
             for waiting in reversed(tasks[1:]):  # never started: they go to another worker
-                if self._closed:
+                if self.closed:
                     waiting.future.cancel()
                 else:
                     self._pending.appendleft((waiting.future, waiting.frame, waiting.emit))
-            started = [] if self._closed else self._dispatch()  # replaces it if work waits
+            started = [] if self.closed else self._dispatch()  # replaces it if work waits
         _announce(started)
         _close_worker(worker)
         if future is not None and not future.done():
@@ -426,7 +421,7 @@ class ProcessExecutor:
 
     # killing
 
-    def _kill_task(self, future: KillableFuture) -> None:
+    def _kill_task(self, future: CancellableFuture) -> None:
         with self._lock:
             for worker in self._workers:
                 if worker.future is future:
@@ -456,21 +451,19 @@ class ProcessExecutor:
 
     # shutting down
 
-    def shutdown(self, cancel: bool = False) -> None:
-        """Stop the pool: idle workers exit, running ones are killed (all, if ``cancel``).
+    def close(self, cancel: bool) -> None:
+        """Stop the pool (``shutdown`` calls this): idle workers exit, running ones are
+        killed (all, if ``cancel``).
 
         Safe to interrupt: a Ctrl-C in the middle SIGKILLs every worker before it
-        propagates, and the forkserver is released whatever happens. Calling it again
-        with ``cancel=True`` kills whatever is still alive.
+        propagates, and the forkserver is released whatever happens. A second call (a
+        ``shutdown(cancel=True)`` after a ``shutdown()``) kills whatever is still alive.
         """
         with self._lock:
-            first = not self._closed
-            self._closed = True
+            first, self._stopping = not self._stopping, True
             self._watch_changed()  # the manager leaves once no worker is left
             pending, self._pending = list(self._pending), deque()
             workers = list(self._workers)
-        if not first and not cancel:
-            return
         try:
             for future, _, _ in pending:
                 future.cancel()

@@ -30,26 +30,23 @@ from typing import Any
 from phasewise.core import bootstrap, wire
 from phasewise.core.errors import ExecutorError, SerializationError, WireError, WorkerDied
 from phasewise.core.task import Task
-from phasewise.executors._killable import (
-    KillableFuture,
-    describe_exit,
-    describe_unfinished,
-    error_from_reply,
-    signal_group,
-    write_all,
-)
-from phasewise.executors._pickling import load_result, run_frame
+from phasewise.executors._exits import describe_exit, describe_unfinished
+from phasewise.executors._pickling import run_frame
+from phasewise.executors._syscalls import signal_group, write_all
+from phasewise.executors.base import BaseExecutor
+from phasewise.executors.future import CancellableFuture
+from phasewise.executors.reply import reply_value
 
 __all__ = ["SubprocessExecutor"]
 
 _SRC_DIR = str(Path(__file__).resolve().parents[2])  # the directory that holds phasewise/
 
 
-class _ChildFuture(KillableFuture):
-    """A KillableFuture that knows its child process, once started."""
+class _ChildFuture(CancellableFuture):
+    """A CancellableFuture that knows its child process, once started."""
 
-    def __init__(self, phase: str, kill: Callable[[KillableFuture], None]) -> None:
-        super().__init__(phase, kill)
+    def __init__(self, kill: Callable[[CancellableFuture], None], phase: str) -> None:
+        super().__init__(kill, phase)
         self.process: subprocess.Popen[bytes] | None = None
         self.killed = False
 
@@ -65,7 +62,7 @@ def _interpreter(python: str | None) -> str:
     return found
 
 
-class SubprocessExecutor:
+class SubprocessExecutor(BaseExecutor):
     """Runs every phase in a fresh Python interpreter."""
 
     crosses_processes = True
@@ -95,17 +92,15 @@ class SubprocessExecutor:
         self._lock = threading.Lock()
         self._running: set[_ChildFuture] = set()
         self._threads: set[threading.Thread] = set()
-        self._closed = False
 
-    def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
-        future = _ChildFuture(task.phase, self._kill)
+    def start(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
+        future = _ChildFuture(self._kill, task.phase)
         frame = run_frame(task)
         if isinstance(frame, SerializationError):
             future.set_exception(frame)
             return future
         with self._lock:
-            if self._closed:
-                raise RuntimeError("cannot submit to a SubprocessExecutor after shutdown")
+            self.check_open()  # shutdown takes the running tasks under this lock
             future.set_running_or_notify_cancel()
             thread = threading.Thread(target=self._run, args=(future, frame, emit),
                                       name=f"phasewise-subprocess-{task.phase}", daemon=True)
@@ -162,10 +157,8 @@ class SubprocessExecutor:
             os.close(result_r)
             process.wait()
             signal_group(process.pid, signal.SIGKILL)  # whatever the phase left behind
-        if isinstance(reply, wire.Result):
-            return load_result(reply)
-        if isinstance(reply, wire.Error):
-            raise error_from_reply(reply, future.phase, "subprocess")
+        if isinstance(reply, (wire.Result, wire.Error)):
+            return reply_value(reply, future.phase, "subprocess")
         if isinstance(reply, BaseException):
             raise reply
         if future.killed:
@@ -192,7 +185,7 @@ class SubprocessExecutor:
             except WireError as exc:
                 return WireError(f"phase {future.phase!r}: worker sent a {exc}"), ""
 
-    def _kill(self, future: KillableFuture) -> None:
+    def _kill(self, future: CancellableFuture) -> None:
         assert isinstance(future, _ChildFuture)
         future.killed = True
         process = future.process
@@ -203,9 +196,9 @@ class SubprocessExecutor:
         timer.daemon = True
         timer.start()
 
-    def shutdown(self, cancel: bool = False) -> None:
+    def close(self, cancel: bool) -> None:
+        """Wait for the running children (``cancel``: kill them first)."""
         with self._lock:
-            self._closed = True
             running, threads = list(self._running), list(self._threads)
         try:
             if cancel:

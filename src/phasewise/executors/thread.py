@@ -22,6 +22,7 @@ from typing import Any
 
 from phasewise.core.task import Task
 from phasewise.core.wire import Started
+from phasewise.executors.base import IN_FLIGHT_PER_WORKER, BaseExecutor
 from phasewise.executors.inline import run_task_here
 
 __all__ = ["ThreadExecutor"]
@@ -41,10 +42,15 @@ class _ThreadFuture(Future):  # type: ignore[type-arg]
 _Item = tuple[_ThreadFuture, Task, Callable[[Any], None]] | None
 
 
-class ThreadExecutor:
-    """Runs phases on a pool of threads in this process."""
+class ThreadExecutor(BaseExecutor):
+    """Runs phases on a pool of threads in this process.
 
-    reports_start = True  # emits wire.Started when a queued task begins
+    It queues tasks (``reports_start``: it emits ``wire.Started`` when a thread takes
+    one, and a task still queued can be withdrawn) and takes ``IN_FLIGHT_PER_WORKER``
+    times ``max_workers`` tasks at once (``max_in_flight``), so that a thread finds the
+    next task waiting when it finishes one."""
+
+    reports_start = True
 
     def __init__(
         self, max_workers: int | None = None, thread_name_prefix: str = "phasewise"
@@ -52,6 +58,7 @@ class ThreadExecutor:
         if max_workers is not None and max_workers < 1:
             raise ValueError("max_workers must be >= 1")
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self.max_in_flight = IN_FLIGHT_PER_WORKER * self.max_workers
         self._prefix = thread_name_prefix
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -59,12 +66,9 @@ class ThreadExecutor:
         # One token per thread that finished a task and waits for the next. deque
         # append/pop are atomic, so the hot path (submit, a task ending) takes no lock.
         self._idle: deque[None] = deque()
-        self._closed = False
         self._current: dict[threading.Thread, _ThreadFuture] = {}  # what each thread runs
 
-    def submit(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
-        if self._closed:
-            raise RuntimeError("cannot submit to a ThreadExecutor after shutdown")
+    def start(self, task: Task, emit: Callable[[Any], None]) -> Future[Any]:
         future = _ThreadFuture()
         try:
             self._idle.pop()  # an idle thread will take it
@@ -72,13 +76,13 @@ class ThreadExecutor:
             if len(self._threads) < self.max_workers:
                 self._start_thread()
         self._queue.put((future, task, emit))
-        if self._closed:  # shut down from another thread meanwhile: nobody may take it
+        if self.closed:  # shut down from another thread meanwhile: nobody may take it
             Future.cancel(future)
         return future
 
     def _start_thread(self) -> None:
         with self._lock:
-            if self._closed or len(self._threads) >= self.max_workers:
+            if self.closed or len(self._threads) >= self.max_workers:
                 return
             thread = threading.Thread(
                 target=self._work, name=f"{self._prefix}-{len(self._threads)}", daemon=True
@@ -107,11 +111,10 @@ class ThreadExecutor:
             current.pop(me, None)
             idle.append(None)
 
-    def shutdown(self, cancel: bool = False) -> None:
+    def close(self, cancel: bool) -> None:
+        """Let the threads finish their tasks and leave (``cancel``: queued tasks are
+        cancelled first, and running ones are not waited for)."""
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
             threads = list(self._threads)
         if cancel:
             while True:

@@ -1,15 +1,19 @@
 """What runs inside a worker process: read a task, run it, stream its output, reply.
 
-    parent ──Prepare, Run…──▶ [read fd]  worker  [write fd] ──Log…, Result|Error──▶ parent
-                                       │
+    parent ──Prepare, Run…──▶ [read fd]  serve ─▶ run_payload  [write fd] ──Log…, Result|Error──▶
+                                                     │
                  fd 1 ─┐ (dup2'd onto pipes while a capturing task runs)
-                 fd 2 ─┴─▶ pump threads ── whole lines ──▶ Log frames
+                 fd 2 ─┴─▶ pump threads ── whole lines ──▶ emit(Log)
+
+``run_payload(payload, emit)`` is the one way a task runs in a worker: phasewise's own
+workers (``serve``, for the process pool and the subprocess executor) call it, and so can
+a plugin's worker anywhere phasewise is installed (a cluster node, a container).
 
 Output is captured at the file-descriptor level, so what C extensions and child
 processes write to fd 1/2 is captured too. Each pump sends whatever lines one read()
-returned as one Log frame: a single line goes out at once when the pipe is quiet, and
-lines batch up by themselves under load. Undecodable bytes become U+FFFD; a line longer
-than ``MAX_LINE`` bytes is split, never dropped.
+returned as one Log: a single line goes out at once when the pipe is quiet, and lines
+batch up by themselves under load. Undecodable bytes become U+FFFD; a line longer than
+``MAX_LINE`` bytes is split, never dropped.
 
 Frames never go to the worker's own stdout, which may be captured. This module keeps
 its imports small: ``python -m phasewise.executors.worker`` is what the subprocess
@@ -25,13 +29,23 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from phasewise.core import bootstrap, wire
 from phasewise.core.errors import BootstrapError, WireError
 from phasewise.executors._pickling import dump_result  # here: preloaded in the forkserver
+from phasewise.executors._syscalls import write_all
 
-__all__ = ["MAX_LINE", "FdCapture", "FrameWriter", "main", "process_worker_main", "serve"]
+__all__ = [
+    "MAX_LINE",
+    "FdCapture",
+    "FrameWriter",
+    "main",
+    "process_worker_main",
+    "run_payload",
+    "serve",
+]
 
 MAX_LINE = 64 * 1024
 _READ = 64 * 1024
@@ -53,15 +67,9 @@ class FrameWriter:
         parts = wire.encode_parts(message)
         with self._lock:
             if len(parts) == 1:
-                _write_all(self._fd, parts[0])
+                write_all(self._fd, parts[0])
             else:
                 _writev_all(self._fd, parts)
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 try:
@@ -102,8 +110,8 @@ def _split(line: bytes) -> list[bytes]:
     return parts
 
 
-def _pump(fd: int, stream: str, writer: FrameWriter) -> None:
-    """Read ``fd`` until EOF, sending complete lines as Log frames."""
+def _pump(fd: int, stream: str, emit: Callable[[wire.Log], object]) -> None:
+    """Read ``fd`` until EOF, emitting complete lines as Log events."""
     partial = b""
     try:
         while True:
@@ -122,22 +130,24 @@ def _pump(fd: int, stream: str, writer: FrameWriter) -> None:
                 partial = partial[cut:]
             if pieces:
                 lines = [p.decode("utf-8", "replace").rstrip("\r") for p in pieces]
-                writer.send(wire.Log(stream, lines, time.monotonic()))
+                emit(wire.Log(stream, lines, time.monotonic()))
         if partial:
-            writer.send(wire.Log(stream, [partial.decode("utf-8", "replace")], time.monotonic()))
+            emit(wire.Log(stream, [partial.decode("utf-8", "replace")], time.monotonic()))
     finally:
         os.close(fd)
 
 
 class FdCapture:
-    """While active, fds 1 and 2 feed pump threads that stream lines to ``writer``."""
+    """While active, fds 1 and 2 feed pump threads that send whole lines to ``emit`` as
+    ``wire.Log`` events. It takes over the whole process's fds: nest it, but do not run
+    two at once on two threads (``run_payload`` takes care of that)."""
 
     DRAIN_SECONDS = 2.0
     """How long to wait, after the handler returns, for the pipes to close: a child process
     the handler left running may hold them open."""
 
-    def __init__(self, writer: FrameWriter) -> None:
-        self._writer = writer
+    def __init__(self, emit: Callable[[wire.Log], object]) -> None:
+        self._emit = emit
         self._saved: list[tuple[int, int]] = []
         self._pumps: list[threading.Thread] = []
 
@@ -148,7 +158,7 @@ class FdCapture:
             self._saved.append((fd, os.dup(fd)))
             os.dup2(write_end, fd)
             os.close(write_end)
-            pump = threading.Thread(target=_pump, args=(read_end, stream, self._writer),
+            pump = threading.Thread(target=_pump, args=(read_end, stream, self._emit),
                                     name=f"phasewise-{stream}", daemon=True)
             pump.start()
             self._pumps.append(pump)
@@ -191,11 +201,44 @@ def _load_handler(data: bytes) -> Any:
     return handler
 
 
-def _run(message: wire.Run, writer: FrameWriter) -> wire.Message:
+_capture_lock = threading.RLock()  # FdCapture takes the process's fds: one task at a time
+
+
+def run_payload(payload: bytes | bytearray | memoryview | wire.Run,
+                emit: Callable[[wire.Log], object]) -> wire.Result | wire.Error:
+    """Run one task here, as phasewise's own workers do, and return the reply to send back.
+
+    ``payload`` is a ``Task.payload``: its ``wire.Prepare`` frame is applied first (this
+    process takes the parent's import path, see ``phasewise.core.bootstrap``), then its
+    ``wire.Run`` frame is run. A worker that reads a stream of frames passes each
+    ``wire.Run`` it decodes instead, and applies each ``Prepare`` itself
+    (``bootstrap.apply``), as ``serve`` does.
+
+    The handler and its context are unpickled under ``bootstrap.unpickling`` (a module
+    that starts a pipeline when imported is refused), and the handler is called. If the
+    Run asks for capture, whatever is written to file descriptors 1 and 2 while it runs
+    — C extensions and child processes included — reaches ``emit`` as ``wire.Log``
+    events, whole lines in order per stream, from helper threads, as the lines appear;
+    all of them before this returns, but for those of a child process the handler left
+    running with the pipes open (after ``FdCapture.DRAIN_SECONDS``, they may come
+    later). Capture takes over the process's fds, so capturing tasks run one at a time
+    in a process; threads running tasks that do not capture are not held up. Nothing is
+    emitted without capture, and ``wire.Started`` never: that is the executor's.
+
+    Returns the reply: ``wire.Result``, the return value pickled with protocol 5 (its
+    ``buffers`` are views of the value's own memory: send it before anything changes the
+    value), or ``wire.Error``: the handler raised (any exception, BaseExceptions
+    included: type, message, and the traceback from the handler's frame down), or the
+    task or its result would not pickle. Send it with ``wire.encode_parts(reply)``; the
+    parent turns it into the value or the right exception with
+    ``phasewise.executors.reply_value``. Raises only if ``payload`` holds no Run
+    (``ValueError``) or is malformed (``WireError``).
+    """
     import cloudpickle
 
     from phasewise.core.task import call_handler, handler_traceback
 
+    message = payload if isinstance(payload, wire.Run) else _read_payload(payload)
     try:
         with bootstrap.unpickling(message.phase):
             handler = _load_handler(message.handler)
@@ -208,7 +251,7 @@ def _run(message: wire.Run, writer: FrameWriter) -> wire.Message:
                           traceback.format_exc())
     try:
         if message.capture:
-            with FdCapture(writer):
+            with _capture_lock, FdCapture(emit):
                 result = call_handler(handler, context)
         else:
             result = call_handler(handler, context)
@@ -222,6 +265,19 @@ def _run(message: wire.Run, writer: FrameWriter) -> wire.Message:
         return wire.Error("SerializationError",
                           f"the result of phase {message.phase!r} ({type(result).__name__}) "
                           f"cannot be pickled: {type(exc).__name__}: {exc}", "")
+
+
+def _read_payload(payload: bytes | bytearray | memoryview) -> wire.Run:
+    """Apply a payload's Prepare frames; its Run."""
+    run = None
+    for message in wire.MessageReader().feed(payload):
+        if isinstance(message, wire.Prepare):
+            bootstrap.apply(message)
+        elif isinstance(message, wire.Run):
+            run = message
+    if run is None:
+        raise ValueError("not a task payload: it holds no wire.Run frame")
+    return run
 
 
 def serve(read_fd: int, write_fd: int) -> None:
@@ -243,7 +299,7 @@ def serve(read_fd: int, write_fd: int) -> None:
 
 
 def _reply(message: wire.Run, writer: FrameWriter) -> None:
-    reply = _run(message, writer)
+    reply = run_payload(message, writer.send)
     try:
         writer.send(reply)
     except WireError as exc:  # too large for a frame: nothing was sent, say so instead
