@@ -8,7 +8,7 @@ below are imported on first access, so a worker process that only needs
 import importlib as _importlib
 import typing as _typing
 
-from phasewise.core import runtime as _runtime
+from phasewise.core import services as _services
 
 if _typing.TYPE_CHECKING:
     from phasewise.core.actions import Action
@@ -101,5 +101,13 @@ def _lookup_executor(name: str) -> _typing.Any:
     return lookup_executor(name)
 
 
-# The composition root: core finds executors through the plugin registry.
-_runtime.set_executor_lookup(_lookup_executor)
+def _open_workdir(pipeline: _typing.Any, workdir: _typing.Any, **how: _typing.Any) -> _typing.Any:
+    from phasewise.durable.run import open_run
+
+    return open_run(pipeline, workdir, **how)
+
+
+# The composition root: core finds executors through the plugin registry, and work
+# directories through phasewise.durable; both are imported only when first used.
+_services.set_executor_lookup(_lookup_executor)
+_services.set_workdir_opener(_open_workdir)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -158,6 +159,9 @@ class Pipeline:
         fail_fast: bool | None = None,
         executors: ExecutorLookup | None = None,
         results: dict[str, Any] | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        cache: bool = True,
     ) -> PipelineResult:
         """Run the pipeline to the end in this thread and return its result.
 
@@ -166,21 +170,39 @@ class Pipeline:
         ``cancelled``, workers are stopped) and re-raises KeyboardInterrupt; pass
         ``results`` (a dict) to keep the results of the phases that completed before it.
         An executor that refuses ``executor_options`` raises ``ExecutorOptionsError``
-        before any phase starts.
+        before any phase starts; one that cannot work at all, ``ExecutorError``.
+
+        With a ``workdir``, the run is kept there as it goes (its state, a journal of
+        every transition, the results of completed phases), ``resume=True`` runs only
+        what did not complete in the last run kept there, and phases with
+        ``Phase(cache=...)`` reuse earlier results for the same inputs unless
+        ``cache=False``. Without one, nothing is kept and nothing is cached.
         """
-        from phasewise.core import runtime
+        from phasewise.core import services
         from phasewise.core.store import Store as StoreClass
 
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ValueError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
-        lookup = executors or runtime.lookup_executor
+        if resume and workdir is None:
+            raise ValueError("resume=True needs the workdir of the run to resume")
+        lookup = executors or services.lookup_executor
         for name in {executor, *(p.executor for p in self.phases if p.executor)}:
             lookup(name)  # unknown executors fail before anything runs
         store = store if store is not None else StoreClass(self.build_reducer())
         results = results if results is not None else {}
         options = self._options(executor, max_workers, executor_options, lookup,
                                 capture_output, fail_fast)
-        store.run_saga(PipelineRun(self._plan(), options, results).saga)
+        if workdir is None:
+            store.run_saga(PipelineRun(self._plan(), options, results).saga)
+            return PipelineResult.from_state(store.state, results)
+        record = services.open_workdir(self, workdir, resume=resume, cache=cache)
+        try:
+            record.attach(store)
+            options = dataclasses.replace(options, completed=record.completed,
+                                          cache=record.cache)
+            store.run_saga(PipelineRun(self._plan(), options, results).saga)
+        finally:
+            record.close(store.state)
         return PipelineResult.from_state(store.state, results)
 
     def _options(

@@ -46,16 +46,13 @@ from phasewise.core.saga import (
     Send,
     Take,
 )
+from phasewise.core.services import PhaseCache
 from phasewise.core.task import Task, handler_traceback, pickled_handler
 from phasewise.core.wire import Log, Started
 
 __all__ = ["PipelineRun", "RunOptions", "describe_error"]
 
 Saga = Generator[Any, Any, Any]
-
-QUEUED_IN_FLIGHT = 5
-"""Tasks in flight per worker for an executor that queues tasks and says nothing of
-``max_in_flight`` (see ``_in_flight``)."""
 
 _now = time.monotonic
 
@@ -64,7 +61,8 @@ _now = time.monotonic
 class RunOptions:
     """How to run a pipeline: what ``Pipeline.run`` and ``build_saga`` take besides the
     Store. ``executors`` maps executor names to factories (the plugin registry's lookup
-    when None)."""
+    when None). ``completed`` holds the results of phases not to run again (a resumed
+    run's); ``cache`` answers for phases with ``Phase(cache=...)``."""
 
     executor: str = "thread"
     max_workers: int | None = None
@@ -72,6 +70,8 @@ class RunOptions:
     executors: ExecutorLookup | None = None
     capture_output: bool = False
     fail_fast: bool = False
+    completed: Mapping[str, Any] = field(default_factory=dict)
+    cache: PhaseCache | None = None
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -94,7 +94,7 @@ class PipelineRun:
                  results: dict[str, Any] | None = None) -> None:
         lookup = options.executors
         if lookup is None:
-            from phasewise.core.runtime import lookup_executor as lookup
+            from phasewise.core.services import lookup_executor as lookup
         self.plan = plan
         self.options = options
         self.max_workers = options.max_workers or os.cpu_count() or 1
@@ -157,17 +157,11 @@ class PipelineRun:
                                               "timestamp": _now()}))
 
     def _in_flight_for(self, executors: list[Executor]) -> int:
-        """How many phases may be handed over at once: the least any executor takes.
-
-        Executors that queue tasks run at most max_workers at once and say when each
-        begins; handing them more keeps their workers busy between two of our steps."""
-        limits = []
-        for executor in executors:
-            limit = getattr(executor, "max_in_flight", None)
-            if limit is None:
-                queues = getattr(executor, "reports_start", False)
-                limit = QUEUED_IN_FLIGHT * self.max_workers if queues else self.max_workers
-            limits.append(limit)
+        """How many phases may be handed over at once: the least any executor takes
+        (``Executor.max_in_flight``; None, or an executor without the attribute, takes
+        ``max_workers``)."""
+        limits = [getattr(executor, "max_in_flight", None) or self.max_workers
+                  for executor in executors]
         return min(limits, default=self.max_workers)
 
     def _start_ready(self) -> Saga:
@@ -264,7 +258,18 @@ class PipelineRun:
         name, policy = phase.name, phase.policy
         outcome = "failed"
         try:
+            if name in self.options.completed:  # in the run this one resumes
+                yield from self._complete(name, self.options.completed[name], resumed=True)
+                yield Send(self._done, (name, "completed"))
+                return
             context = self._context(phase)
+            cache = self.options.cache if phase.cache is not False else None
+            if cache is not None:
+                hit, value = cache.lookup(phase, context)
+                if hit:
+                    yield from self._complete(name, value, cached=True)
+                    yield Send(self._done, (name, "completed"))
+                    return
             executor = self.session.get(phase.executor)  # started before the first phase
             attempt = 0
             while True:
@@ -299,9 +304,9 @@ class PipelineRun:
                         yield Put(Action(A.PHASE_FAILED, {"name": name, "error": error,
                                                           "traceback": tb, "timestamp": _now()}))
                     break
-                self.results[name] = result
-                yield Put(Action(A.PHASE_COMPLETE, {"name": name, "result": result,
-                                                    "timestamp": _now()}))
+                if cache is not None:
+                    cache.store(phase, context, result)
+                yield from self._complete(name, result)
                 outcome = "completed"
                 break
         except SagaCancelled:
@@ -315,6 +320,11 @@ class PipelineRun:
             self._crash = self._crash or (exc.error if isinstance(exc, EmitFailed) else exc)
             outcome = "crashed"
         yield Send(self._done, (name, outcome))
+
+    def _complete(self, name: str, result: Any, **flags: bool) -> Saga:
+        self.results[name] = result
+        yield Put(Action(A.PHASE_COMPLETE, {"name": name, "result": result, **flags,
+                                            "timestamp": _now()}))
 
     def _context(self, phase: Phase) -> PhaseContext | None:
         if not self.plan.wants_context[phase.name]:

@@ -1,0 +1,93 @@
+"""What core needs from the outer parts, without importing them.
+
+``core`` imports nothing from ``executors``, ``plugins``, ``durable`` or ``cli``. The
+package root (``phasewise/__init__.py``) installs here how to find an executor by name
+(the plugin registry) and how to open a work directory (``phasewise.durable``);
+``Pipeline.run`` and ``build_saga`` use them unless they are handed their own.
+
+A work directory is seen through two small protocols: a ``RunRecord`` keeps one run
+(journal, state file, stored results) and says which phases completed before (resume);
+a ``PhaseCache`` answers whether a phase's result is already known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from phasewise.core.errors import PhasewiseError, PluginError
+from phasewise.core.executor import ExecutorFactory, ExecutorLookup
+
+if TYPE_CHECKING:
+    from phasewise.core.phase import Phase
+    from phasewise.core.state import PipelineState
+    from phasewise.core.store import Store
+
+__all__ = [
+    "PhaseCache",
+    "RunRecord",
+    "WorkdirOpener",
+    "lookup_executor",
+    "open_workdir",
+    "set_executor_lookup",
+    "set_workdir_opener",
+]
+
+
+class PhaseCache(Protocol):
+    """Results of earlier runs, by phase definition and inputs."""
+
+    def lookup(self, phase: Phase, context: Mapping[str, Any] | None) -> tuple[bool, Any]:
+        """``(True, result)`` if a stored result for these inputs is still good."""
+        ...
+
+    def store(self, phase: Phase, context: Mapping[str, Any] | None, result: Any) -> None:
+        """Keep ``result`` for the next run (a result that cannot be stored is skipped)."""
+        ...
+
+
+class RunRecord(Protocol):
+    """One run kept in a work directory."""
+
+    completed: Mapping[str, Any]
+    """Results of phases that completed in the run this one resumes: not run again."""
+
+    cache: PhaseCache | None
+    """Where cached phases look for their results (None: caching is off)."""
+
+    def attach(self, store: Store) -> None:
+        """Record every transition dispatched to ``store`` from now on."""
+        ...
+
+    def close(self, state: PipelineState) -> None:
+        """The run has ended (in any way): write the final state, release the directory."""
+        ...
+
+
+WorkdirOpener = Callable[..., RunRecord]
+"""``opener(pipeline, workdir, *, resume, cache) -> RunRecord``."""
+
+_lookup: ExecutorLookup | None = None
+_opener: WorkdirOpener | None = None
+
+
+def set_executor_lookup(lookup: ExecutorLookup) -> None:
+    global _lookup
+    _lookup = lookup
+
+
+def lookup_executor(name: str) -> ExecutorFactory:
+    if _lookup is None:
+        raise PluginError("no executor registry is installed (import phasewise first)")
+    return _lookup(name)
+
+
+def set_workdir_opener(opener: WorkdirOpener) -> None:
+    global _opener
+    _opener = opener
+
+
+def open_workdir(pipeline: Any, workdir: Any, *, resume: bool, cache: bool) -> RunRecord:
+    if _opener is None:
+        raise PhasewiseError("no work directory support is installed (import phasewise first)")
+    return _opener(pipeline, workdir, resume=resume, cache=cache)
