@@ -13,6 +13,9 @@ handler's traceback (``RemotePhaseError`` for one raised elsewhere), ``cancel()`
 running task's future ends it or lets it be abandoned, a queued task can be withdrawn,
 captured lines are emitted while the task runs and before its future resolves, and
 results of any size come back intact. The handlers are in ``phasewise.testing.handlers``.
+
+One module past the house's ~400 lines on purpose: ``import *`` of it, or ``--pyargs``,
+brings the whole suite. Its tests are short and grouped under banner comments.
 """
 
 from __future__ import annotations
