@@ -46,7 +46,9 @@ class Task:
     """Everything needed to run one attempt of a phase, here or anywhere phasewise is installed.
 
     In-process executors call ``run()``. Executors that cross a process boundary send
-    ``payload`` (bytes) and call ``Task.run_payload(payload)`` on the other side.
+    ``payload`` (bytes) and run it on the other side with
+    ``phasewise.executors.run_payload(payload, emit)``, which also captures the task's
+    output and streams it; ``Task.run_payload(payload)`` is the bare version.
     """
 
     __slots__ = ("__dict__", "attempt", "capture_output", "context", "handler", "phase", "timeout")
@@ -87,7 +89,9 @@ class Task:
     def run_payload(payload: bytes) -> Any:
         """Run the task whose ``payload`` this is (in another process, say): take the
         parent's import path, unpickle, call. Returns what ``run()`` would return, raises
-        what it would raise."""
+        what it would raise. It captures nothing: a worker process runs payloads with
+        ``phasewise.executors.run_payload``, which captures output as the task asks and
+        returns a reply to send back."""
         import cloudpickle
 
         from phasewise.core import bootstrap, wire
