@@ -47,17 +47,24 @@ def reply_value(reply: Reply | bytes | bytearray | memoryview, phase: str,
     unpickled here raises ``SerializationError``; bytes that are not one reply,
     ``WireError``.
     """
-    if isinstance(reply, (bytes, bytearray, memoryview)):
-        messages = wire.MessageReader().feed(reply)
-        if len(messages) != 1 or not isinstance(messages[0], (wire.Result, wire.Error)):
-            kinds = ", ".join(type(m).__name__ for m in messages) or "nothing"
-            raise WireError(f"phase {phase!r}: a reply is one Result or Error, not {kinds}")
-        reply = messages[0]
-    if isinstance(reply, wire.Error):
-        raise error_from_reply(reply, phase, executor)
+    if type(reply) is not wire.Result:  # the common case first: a pool's every result
+        if isinstance(reply, (bytes, bytearray, memoryview)):
+            reply = _one_reply(reply, phase)
+        if isinstance(reply, wire.Error):
+            raise error_from_reply(reply, phase, executor)
     try:
-        return load_result(reply)
+        return load_result(reply)  # type: ignore[arg-type]
     except Exception as exc:
         raise SerializationError(
             f"the result of phase {phase!r} could not be unpickled in the parent: "
             f"{type(exc).__name__}: {exc}", phase) from exc
+
+
+def _one_reply(data: bytes | bytearray | memoryview, phase: str) -> Reply:
+    reader = wire.MessageReader()
+    messages = reader.feed(data)
+    if len(messages) != 1 or not isinstance(messages[0], (wire.Result, wire.Error)):
+        kinds = ", ".join(type(m).__name__ for m in messages) or "nothing"
+        cut = " and a message cut short" if reader.pending else ""
+        raise WireError(f"phase {phase!r}: a reply is one Result or Error, not {kinds}{cut}")
+    return messages[0]
