@@ -304,7 +304,8 @@ class ProcessExecutor(BaseExecutor):
                         return
                     if self._workers_changed:
                         self._workers_changed = False
-                        wanted = {self._wake_r: ("wake", None)}
+                        wanted: dict[int, tuple[str, _Worker | None]] = {
+                            self._wake_r: ("wake", None)}
                         for w in self._workers:
                             wanted[w.result_fd] = ("result", w)
                             wanted[w.sentinel] = ("sentinel", w)

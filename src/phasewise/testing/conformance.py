@@ -92,7 +92,7 @@ def test_a_phase_starts_as_soon_as_its_own_dependencies_are_done(
     pipeline = Pipeline(
         "dataflow",
         Phase("a", partial(h.const, "a"), parallel=True),
-        Phase("b", partial(h.dataflow_b, flags), depends_on="a", parallel=True),
+        Phase("b", partial(h.dataflow_b, flags), depends_on=("a",), parallel=True),
         Phase("c", partial(h.dataflow_c, flags), parallel=True),
     )
     result = executor_under_test.run(pipeline, max_workers=4)
@@ -142,9 +142,9 @@ def test_exclusive_phases_never_overlap_anything(
         par("p2", partial(h.span, log, "p2")),
         Phase("x1", partial(h.span, log, "x1")),
         par("p3", partial(h.span, log, "p3")),
-        par("p4", partial(h.span, log, "p4"), depends_on="x1"),
-        Phase("x2", partial(h.span, log, "x2"), depends_on="p1"),
-        par("p5", partial(h.span, log, "p5"), depends_on="p1"),
+        par("p4", partial(h.span, log, "p4"), depends_on=("x1",)),
+        Phase("x2", partial(h.span, log, "x2"), depends_on=("p1",)),
+        par("p5", partial(h.span, log, "p5"), depends_on=("p1",)),
     )
     result = executor_under_test.run(pipeline, max_workers=4)
     assert result.ok
@@ -166,7 +166,7 @@ def test_a_parallel_pipeline_makes_its_phases_parallel_unless_they_say_otherwise
         Phase("one", partial(h.rendezvous, one, two)),
         Phase("two", partial(h.rendezvous, two, one)),
         Phase("x_alone", partial(h.span, log, "x_alone"), parallel=False),
-        Phase("p_after", partial(h.span, log, "p_after"), depends_on="one"),
+        Phase("p_after", partial(h.span, log, "p_after"), depends_on=("one",)),
         parallel=True,
     )
     assert [p.parallel for p in pipeline.phases] == [True, True, False, True]
@@ -203,7 +203,7 @@ def test_context_gets_dependency_results_and_none_for_a_skipped_one(
         Phase("skipped", partial(h.fail, "nope"), policy=PhasePolicy(on_fail="skip")),
         Phase("unrelated", partial(h.const, "u")),
         Phase("both", h.echo_context, depends_on=("one", "skipped")),
-        Phase("plain", partial(h.const, "no context"), depends_on="both"),
+        Phase("plain", partial(h.const, "no context"), depends_on=("both",)),
     )
     result = executor_under_test.run(pipeline)
     assert result.ok, result.state
@@ -221,8 +221,8 @@ def test_a_context_miss_names_the_phase_its_context_and_the_fix(
     pipeline = Pipeline(
         "miss",
         Phase("hash_all", partial(h.const, "h")),
-        Phase("a", partial(h.const, 1), depends_on="hash_all"),
-        Phase("report", h.reads_a_missing_dependency, depends_on="a"),
+        Phase("a", partial(h.const, 1), depends_on=("hash_all",)),
+        Phase("report", h.reads_a_missing_dependency, depends_on=("a",)),
     )
     result = executor_under_test.run(pipeline)
     error = result.state.phase("report").error
@@ -250,7 +250,7 @@ def test_stop_fails_the_pipeline_and_unstarted_phases_end_cancelled(
     pipeline = Pipeline(
         "stop",
         Phase("a_fails", partial(h.fail, "broken")),
-        Phase("b_depends", partial(h.const, "b"), depends_on="a_fails"),
+        Phase("b_depends", partial(h.const, "b"), depends_on=("a_fails",)),
         Phase("z_later", partial(h.const, "z")),
     )
     result = executor_under_test.run(pipeline)
@@ -313,7 +313,7 @@ def test_retry_exhausted_fails_as_stop(
         "retry",
         Phase("flaky", partial(h.flaky, str(counter), 99),
               policy=PhasePolicy(on_fail="retry", max_retries=2, retry_delay=0.01)),
-        Phase("after", partial(h.const, 1), depends_on="flaky"),
+        Phase("after", partial(h.const, 1), depends_on=("flaky",)),
     )
     result = executor_under_test.run(pipeline)
     assert result.status == "failed"
@@ -334,7 +334,7 @@ def test_fail_fast_cancels_running_siblings(
         "fail_fast",
         Phase("boom", partial(h.fail_after, started, None, "boom"), parallel=True),
         Phase("slow", partial(h.hang_until, started, release), parallel=True),
-        Phase("after", partial(h.const, 1), depends_on="boom", parallel=True),
+        Phase("after", partial(h.const, 1), depends_on=("boom",), parallel=True),
         fail_fast=True,
     )
     try:
@@ -357,7 +357,7 @@ def test_without_fail_fast_running_siblings_finish(
         "finish",
         Phase("boom", partial(h.fail_after, started, raising, "boom"), parallel=True),
         Phase("slow", partial(h.hang_until, started, raising), parallel=True),
-        Phase("after", partial(h.const, 1), depends_on="boom", parallel=True),
+        Phase("after", partial(h.const, 1), depends_on=("boom",), parallel=True),
     )
     result = executor_under_test.run(pipeline, max_workers=2)
     assert result.status == "failed"
@@ -373,7 +373,7 @@ def test_timeout_fails_the_phase_saying_so(
         "timeout",
         # waits at most 1 s: a thread cannot be killed, inline cannot be interrupted
         Phase("slow", partial(h.hang_until, None, str(tmp_path / "never"), 1.0), timeout=0.2),
-        Phase("after", partial(h.const, 1), depends_on="slow"),
+        Phase("after", partial(h.const, 1), depends_on=("slow",)),
     )
     result = executor_under_test.run(pipeline)
     assert result.status == "failed"
@@ -475,7 +475,7 @@ def test_a_phase_can_override_the_run_executor(executor_under_test: ExecutorUnde
     pipeline = Pipeline(
         "override",
         Phase("here", h.where, executor="inline"),
-        Phase("default", h.where, depends_on="here"),
+        Phase("default", h.where, depends_on=("here",)),
     )
     result = executor_under_test.run(pipeline)
     assert result.ok
@@ -491,7 +491,7 @@ def test_a_phase_can_name_an_executor_other_than_the_run_one(
     pipeline = Pipeline(
         "override",
         Phase("elsewhere", h.where, executor=executor_under_test.name),
-        Phase("default", h.where, depends_on="elsewhere"),
+        Phase("default", h.where, depends_on=("elsewhere",)),
     )
     result = executor_under_test.run(pipeline, executor="inline")
     assert result.ok
@@ -505,9 +505,9 @@ def test_results_and_counts(executor_under_test: ExecutorUnderTest) -> None:
         "counts",
         Phase("a_ok", partial(h.const, "A")),
         Phase("b_skip", partial(h.fail, "skip me"), policy=PhasePolicy(on_fail="skip")),
-        Phase("c_ok", partial(h.const, {"c": [1, 2]}), depends_on="b_skip"),
-        Phase("d_fail", partial(h.fail, "stop here"), depends_on="c_ok"),
-        Phase("e_after", partial(h.const, "E"), depends_on="d_fail"),
+        Phase("c_ok", partial(h.const, {"c": [1, 2]}), depends_on=("b_skip",)),
+        Phase("d_fail", partial(h.fail, "stop here"), depends_on=("c_ok",)),
+        Phase("e_after", partial(h.const, "E"), depends_on=("d_fail",)),
     )
     result = executor_under_test.run(pipeline)
     assert result.status == "failed"
@@ -542,7 +542,7 @@ def test_buffers_pickled_out_of_band_come_back_intact_and_writable(
     pipeline = Pipeline(
         "columns",
         Phase("columns", partial(h.make_columns, *sizes)),
-        Phase("sums", h.column_sums, depends_on="columns"),  # and on, to another worker
+        Phase("sums", h.column_sums, depends_on=("columns",)),  # and on, to another worker
     )
     result = executor_under_test.run(pipeline)
     assert result.ok, result.state
