@@ -20,7 +20,11 @@
      │    ├── UnknownExecutorError  no installed plugin provides that executor
      │    └── ExecutorOptionsError  the executor's factory refused the options given
      ├── SagaError              a saga yielded something that is not an effect, or deadlocked
-     └── TargetError            ``phasewise run TARGET`` could not load a pipeline from TARGET
+     ├── TargetError            ``phasewise run TARGET`` could not load a pipeline from TARGET
+     └── UnsafeStoreError       state, results or cache phasewise refuses to load: another
+          │                     user could have written it, and loading a pickle runs code
+          └── TamperedError     a stored pickle whose HMAC does not match (changed after it
+                                was written, or signed with another key)
 
 A failed phase is data (its status and error text in the Store), not an exception
 escaping the runner; these types travel inside futures and are raised only where a
@@ -43,8 +47,10 @@ __all__ = [
     "RemotePhaseError",
     "SagaError",
     "SerializationError",
+    "TamperedError",
     "TargetError",
     "UnknownExecutorError",
+    "UnsafeStoreError",
     "WireError",
     "WorkerDied",
 ]
@@ -164,3 +170,28 @@ class SagaError(PhasewiseError):
 
 class TargetError(PhasewiseError):
     """A CLI target (``file.py[:attr]`` or ``module[:attr]``) does not name one pipeline."""
+
+
+class UnsafeStoreError(PhasewiseError):
+    """phasewise will not load the state, result or cache file or directory ``path``: a
+    user other than the current one could have written or swapped it, and unpickling it
+    would run whatever code it holds. The message says why and what to do."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, ...]]:
+        return type(self), (str(self), self.path)
+
+
+class TamperedError(UnsafeStoreError):
+    """The stored pickle ``what`` (at ``path``) fails its HMAC check: it changed after
+    phasewise wrote it, or it was signed with another user's key. It is not loaded."""
+
+    def __init__(self, message: str, path: str = "", what: str = "") -> None:
+        self.what = what
+        super().__init__(message, path)
+
+    def __reduce__(self) -> tuple[type, tuple[str, ...]]:
+        return type(self), (str(self), self.path, self.what)
