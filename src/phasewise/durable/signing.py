@@ -1,0 +1,428 @@
+"""Signed pickles: every state, result or cache pickle phasewise stores carries an
+HMAC-SHA256 made with a key only the current user can read, and one that does not
+verify is never unpickled.
+
+The key is 32 random bytes, kept hex-encoded in ``$PHASEWISE_KEY_FILE`` if that is set,
+else ``$XDG_CONFIG_HOME/phasewise/key``, else ``~/.config/phasewise/key``; it is made on
+first use (mode 0600, in a 0700 directory) and refused if another user can read or
+write it.
+
+A signed pickle, as bytes or as a file::
+
+    magic  "PWSIGN\\x00\\x01"                        8 bytes
+    mac    HMAC-SHA256 of everything below          32 bytes
+    meta   u32 length + a JSON object               (what it is; readable unverified)
+    pickle cloudpickle, protocol 5
+    buffers the pickle's out-of-band buffers, one after another
+    table  u64 length of each buffer, u64 count, u64 length of the pickle
+
+Large arrays go out of band (protocol 5), so storing one hashes and writes its memory
+where it lies, and loading one reads the file once into a buffer the array then uses:
+no copies beyond that read. Large ``bytes`` stay in band but are streamed the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import mmap
+import os
+import pickle
+import queue
+import secrets
+import stat
+import struct
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from phasewise.core.errors import TamperedError, UnsafeStoreError
+from phasewise.durable.safety import check_open, check_private, make_private_dir
+
+__all__ = [
+    "KEY_ENV",
+    "MAGIC",
+    "SignedData",
+    "dump_signed",
+    "key_path",
+    "load_signed",
+    "open_signed",
+    "read_signed",
+    "read_signed_meta",
+    "sign",
+    "verify",
+    "write_signed",
+]
+
+BytesLike: TypeAlias = bytes | bytearray | memoryview
+
+KEY_ENV = "PHASEWISE_KEY_FILE"
+"""The environment variable that moves the key file (tests point it into a temp dir)."""
+MAGIC = b"PWSIGN\x00\x01"
+_MAC_SIZE = 32
+_HEAD = len(MAGIC) + _MAC_SIZE  # where the signed part starts
+_U32 = struct.Struct("<I")
+_TAIL = struct.Struct("<QQ")  # buffer count, pickle length
+_MAX_META = 1 << 20
+_CHUNK = 1 << 20  # pieces a large value is hashed and written or read in
+_OVERLAP = 1 << 20  # from a piece this large on, hashing runs beside the I/O
+
+
+# the key
+
+
+def key_path() -> Path:
+    """Where the current user's signing key lives (see the module docstring)."""
+    explicit = os.environ.get(KEY_ENV)
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    config = os.environ.get("XDG_CONFIG_HOME", "")
+    base = Path(config) if os.path.isabs(config) else Path.home() / ".config"
+    return base / "phasewise" / "key"
+
+
+_keys: dict[str, tuple[tuple[int, ...], bytes]] = {}
+
+
+def _key() -> bytes:
+    """The key, read once per key file (again, with its checks, when the file or the
+    directory holding it changes owner or mode), made if missing."""
+    path = key_path()
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        _create_key(path)
+        info = os.stat(path)
+    holder = os.stat(path.parent)
+    signature = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_mode, info.st_uid,
+                 holder.st_mode, holder.st_uid)
+    known = _keys.get(str(path))
+    if known is not None and known[0] == signature:
+        return known[1]
+    key = _read_key(path)
+    _keys[str(path)] = (signature, key)
+    return key
+
+
+def _create_key(path: Path) -> None:
+    make_private_dir(path.parent, "the directory of phasewise's signing key")
+    text = secrets.token_hex(32).encode() + b"\n"
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".key.", suffix=".tmp")  # 0600
+    try:
+        os.write(fd, text)
+        os.fsync(fd)
+        os.close(fd)
+        try:
+            os.link(temp, path)  # never replaces a key another process made meanwhile
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return
+            with os.fdopen(fd, "wb") as out:
+                out.write(text)
+                os.fsync(out.fileno())
+    finally:
+        os.unlink(temp)
+
+
+def _read_key(path: Path) -> bytes:
+    what = "phasewise's signing key"
+    check_private(path, what)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = check_open(fd, path, what)
+        if hasattr(os, "geteuid") and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise UnsafeStoreError(
+                f"phasewise refuses to use its signing key {path}: other users can read it "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}), and whoever reads it can forge "
+                "results and cache entries that phasewise would load, and so run code as "
+                f"you. To fix: `chmod 600 {path}` (if no one else has read it), or delete "
+                "it and phasewise makes a new one (stored results are then computed again).",
+                str(path))
+        text = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    try:
+        key = bytes.fromhex(text.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) < 32:
+        raise UnsafeStoreError(
+            f"phasewise's signing key {path} is not a key (expected 64 hex digits). Delete it "
+            "and phasewise makes a new one (stored results are then computed again).",
+            str(path))
+    return key
+
+
+def sign(data: BytesLike) -> bytes:
+    """HMAC-SHA256 of ``data`` with the current user's key."""
+    return hmac.new(_key(), data, hashlib.sha256).digest()
+
+
+def verify(data: BytesLike, mac: BytesLike) -> bool:
+    """Whether ``mac`` is ``sign(data)`` (compared in constant time)."""
+    return hmac.compare_digest(sign(data), bytes(mac))
+
+
+# writing
+
+
+class _Mac:
+    """HMAC-SHA256 fed in order. Once a piece of ``_OVERLAP`` bytes or more comes, the
+    rest is hashed on a helper thread, so hashing a large value overlaps writing or
+    reading it (both let go of the GIL). A piece must not change until ``digest``."""
+
+    def __init__(self) -> None:
+        self._mac = hmac.new(_key(), None, hashlib.sha256)
+        self._queue: queue.SimpleQueue[memoryview | None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def update(self, piece: memoryview) -> None:
+        if self._queue is None:
+            if len(piece) < _OVERLAP:
+                self._mac.update(piece)
+                return
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, name="phasewise-hmac",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put(piece)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (piece := self._queue.get()) is not None:
+            self._mac.update(piece)
+
+    def close(self) -> None:
+        """Stop the helper thread (if any) once it has hashed everything given to it."""
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+
+    def digest(self) -> bytes:
+        self.close()
+        return self._mac.digest()
+
+
+class _Tee:
+    """A file-like sink for the pickler: every piece goes to the MAC and to ``out``
+    (the piece itself, in chunks, never a copy); counts what went by."""
+
+    __slots__ = ("count", "mac", "out")
+
+    def __init__(self, mac: _Mac, out: Callable[[BytesLike], Any]) -> None:
+        self.mac, self.out, self.count = mac, out, 0
+
+    def write(self, piece: BytesLike) -> int:
+        view = memoryview(piece).cast("B")
+        for start in range(0, len(view), _CHUNK):
+            chunk = view[start:start + _CHUNK]
+            self.mac.update(chunk)
+            self.out(chunk)
+        self.count += len(view)
+        return len(view)
+
+
+def _dump_body(value: Any, meta: Mapping[str, Any] | None,
+               out: Callable[[BytesLike], Any]) -> bytes:
+    """Write everything after the MAC to ``out``; returns the MAC."""
+    from phasewise.core.task import _pickler_class
+
+    head = json.dumps(dict(meta or {}), sort_keys=True, separators=(",", ":")).encode()
+    mac = _Mac()
+    try:
+        tee = _Tee(mac, out)
+        tee.write(_U32.pack(len(head)) + head)
+        start = tee.count
+        buffers: list[pickle.PickleBuffer] = []
+        _pickler_class()(tee, protocol=5, buffer_callback=buffers.append).dump(value)
+        pickle_size = tee.count - start
+        sizes = []
+        for buffer in buffers:
+            raw = buffer.raw()
+            tee.write(raw)
+            sizes.append(raw.nbytes)
+        tee.write(struct.pack(f"<{len(sizes)}Q", *sizes) + _TAIL.pack(len(sizes), pickle_size))
+        return mac.digest()
+    finally:
+        mac.close()
+
+
+def dump_signed(value: Any, meta: Mapping[str, Any] | None = None) -> bytes:
+    """``value`` as a signed pickle; ``meta`` (JSON-able) travels with it, readable
+    without unpickling. Raises whatever pickling raises."""
+    out = io.BytesIO()
+    out.write(MAGIC + bytes(_MAC_SIZE))
+    mac = _dump_body(value, meta, out.write)
+    out.seek(len(MAGIC))
+    out.write(mac)
+    return out.getvalue()
+
+
+def write_signed(path: str | os.PathLike[str], value: Any,
+                 meta: Mapping[str, Any] | None = None) -> int:
+    """Store ``value`` at ``path`` as a signed pickle, atomically: written to a temp file
+    (0600) in the same directory, fsync'd, renamed over ``path``, the directory fsync'd.
+    Returns the file's size. Pickling or writing errors propagate; nothing is left."""
+    path = Path(path)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with open(fd, "wb") as out:
+            out.write(MAGIC + bytes(_MAC_SIZE))
+            mac = _dump_body(value, meta, out.write)
+            out.flush()
+            size = out.tell()
+            os.pwrite(fd, mac, len(MAGIC))
+            os.fsync(fd)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return size
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# reading
+
+
+class SignedData:
+    """A signed pickle whose MAC has been checked: ``meta``, and ``load()`` to unpickle
+    the value (its out-of-band buffers are views of the data, not copies)."""
+
+    __slots__ = ("_buffers", "_pickle", "meta")
+
+    def __init__(self, meta: dict[str, Any], pickled: memoryview,
+                 buffers: list[memoryview]) -> None:
+        self.meta, self._pickle, self._buffers = meta, pickled, buffers
+
+    def load(self) -> Any:
+        """The value; raises what unpickling raises (a class that no longer exists, …)."""
+        return pickle.loads(self._pickle, buffers=self._buffers)
+
+
+def _tampered(what: str, path: str, reason: str) -> TamperedError:
+    return TamperedError(
+        f"{what} failed its integrity check: {reason}. It was changed after phasewise wrote "
+        "it, or was written with another signing key; phasewise will not load it.",
+        path, what)
+
+
+def _open(data: BytesLike, what: str, path: str = "", mac: bytes | None = None) -> SignedData:
+    """Verify ``data`` (``mac``: its body's HMAC, when the reader worked it out already)."""
+    view = memoryview(data).cast("B")
+    if len(view) < _HEAD + _U32.size + _TAIL.size or view[:len(MAGIC)] != MAGIC:
+        raise _tampered(what, path, "it is not a signed phasewise pickle")
+    body = view[_HEAD:]
+    if mac is None:
+        mac = hmac.new(_key(), body, hashlib.sha256).digest()
+    if not hmac.compare_digest(view[len(MAGIC):_HEAD], mac):
+        raise _tampered(what, path, "its HMAC does not match")
+    meta_size = _U32.unpack_from(body)[0]
+    count, pickle_size = _TAIL.unpack_from(body, len(body) - _TAIL.size)
+    table_at = len(body) - _TAIL.size - 8 * count
+    start = _U32.size + meta_size
+    if table_at < start + pickle_size:
+        raise _tampered(what, path, "its layout is inconsistent")
+    sizes = struct.unpack_from(f"<{count}Q", body, table_at)
+    offset = start + pickle_size
+    buffers = []
+    for size in sizes:
+        buffers.append(body[offset:offset + size])
+        offset += size
+    if offset != table_at:
+        raise _tampered(what, path, "its layout is inconsistent")
+    meta = json.loads(bytes(body[_U32.size:start]))
+    return SignedData(meta, body[start:start + pickle_size], buffers)
+
+
+def load_signed(data: BytesLike, what: str = "a signed pickle") -> Any:
+    """The value ``dump_signed`` made ``data`` from; ``TamperedError`` naming ``what`` if
+    it does not verify."""
+    return _open(data, what).load()
+
+
+def open_signed(path: str | os.PathLike[str], what: str | None = None) -> SignedData:
+    """Read ``path`` (after ``check_private``) and verify it; ``what`` names it in errors
+    (default: the path). ``UnsafeStoreError`` if another user could have written it,
+    ``TamperedError`` if it does not verify, ``OSError`` if it cannot be read."""
+    what = what or str(path)
+    check_private(path, what)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb", buffering=0) as source:
+        size = check_open(fd, path, what).st_size
+        view = memoryview(_buffer(size))
+        mac = _Mac()
+        try:
+            done = 0
+            while done < size:  # the MAC of each chunk is made while the next one is read
+                got = source.readinto(view[done:done + _CHUNK * 8]) or 0
+                if done < _HEAD <= done + got:
+                    mac.update(view[_HEAD:done + got])
+                elif done >= _HEAD:
+                    mac.update(view[done:done + got])
+                done += got
+                if not got:
+                    break
+            digest = mac.digest()
+        finally:
+            mac.close()
+    return _open(view[:done], what, str(path), digest if done >= _HEAD else None)
+
+
+def _buffer(size: int) -> bytearray | mmap.mmap:
+    """Writable memory for ``size`` bytes about to be read. A large one is an anonymous
+    mapping with its pages made at once (Linux): ``bytearray`` would fill it with zeros
+    first, and faulting pages in one at a time during the read costs as much again."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if size < _OVERLAP or not populate:
+        return bytearray(size)
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+
+
+def read_signed(path: str | os.PathLike[str], what: str | None = None) -> Any:
+    """``open_signed(path, what).load()``: the value stored at ``path``."""
+    return open_signed(path, what).load()
+
+
+def read_signed_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``meta`` stored with the signed pickle at ``path``, read without verifying
+    anything (JSON only, nothing is unpickled): for listings. ``TamperedError`` if it is
+    not a signed pickle."""
+    with open(path, "rb") as source:
+        head = source.read(_HEAD + _U32.size)
+        if len(head) < _HEAD + _U32.size or head[:len(MAGIC)] != MAGIC:
+            raise _tampered(str(path), str(path), "it is not a signed phasewise pickle")
+        meta_size = _U32.unpack_from(head, _HEAD)[0]
+        raw = source.read(meta_size) if meta_size <= _MAX_META else b""
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise _tampered(str(path), str(path), "its header is unreadable")
+    return meta
+
