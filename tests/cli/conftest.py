@@ -28,6 +28,12 @@ def _restore_sys_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``phasewise run`` keeps each run under ./.phasewise: not in the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

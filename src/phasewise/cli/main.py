@@ -7,12 +7,17 @@ goes away (``phasewise run x.py | head``) does not change the exit code (cli/pip
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
 import sys
 import traceback
+import warnings
+from collections.abc import Iterator
 from contextlib import nullcontext
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
 
 import click
 from click.core import ParameterSource
@@ -47,6 +52,12 @@ def _plugin_failure(exc: PluginError, verbose: bool = False) -> NoReturn:
     raise click.ClickException(f"plugins: {exc}") from None  # exit 1: the install is broken
 
 
+def _workdir_errors() -> tuple[type[Exception], ...]:
+    from phasewise.core.errors import UnsafeStoreError, WorkdirError
+
+    return (WorkdirError, UnsafeStoreError)
+
+
 def _infrastructure_failure(exc: PhasewiseError, verbose: bool) -> NoReturn:
     """One ``Error:`` line for an error ``Pipeline.run`` raised (not a phase's failure);
     with ``-v`` its traceback first."""
@@ -55,10 +66,38 @@ def _infrastructure_failure(exc: PhasewiseError, verbose: bool) -> NoReturn:
     if isinstance(exc, (ExecutorError, ExecutorOptionsError)):
         # the executor cannot work as asked (bad option, interpreter missing): bad input
         raise BadInput(str(exc)) from None
+    if isinstance(exc, _workdir_errors()):  # a work directory that cannot be used
+        raise BadInput(str(exc)) from None
     if isinstance(exc, PluginError):
         _plugin_failure(exc)
     hint = "" if verbose else " (run with -v for the traceback)"
     raise click.ClickException(f"{type(exc).__name__}: {exc}{hint}") from None
+
+
+def _default_workdir(pipeline_name: str) -> Path:
+    from phasewise.durable.workdir import default_workdir
+
+    return default_workdir(pipeline_name)
+
+
+@contextlib.contextmanager
+def _warnings_to(stream: TextIO) -> Iterator[None]:
+    """Show phasewise's warnings during the block as one line each on ``stream``."""
+    from phasewise.core.errors import PhasewiseWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, PhasewiseWarning):
+            stream.write(f"phasewise: warning: {message}\n")
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def _load(target: str) -> Pipeline:
@@ -152,6 +191,19 @@ def cli() -> None:
 @click.option("-O", "--executor-option", "executor_option", multiple=True, metavar="KEY=VALUE",
               help="Pass an option to the executor; repeatable. VALUE is parsed as JSON "
                    "when it can be (4, 0.5, true), else kept as a string.")
+@click.option("--workdir", type=click.Path(file_okay=True, dir_okay=True), default=None,
+              metavar="DIR",
+              help="Keep the run in DIR: its state (pipeline-state.json), a journal of every "
+                   "transition and the results of completed phases, so that --resume can "
+                   "carry it on after a crash (default: .phasewise/<pipeline name>).")
+@click.option("--resume", is_flag=True, default=False,
+              help="Run only what did not complete in the run kept in the work directory: "
+                   "completed phases are not run again and their kept results feed their "
+                   "dependants (a phase whose definition changed runs again, and what "
+                   "depends on it).")
+@click.option("--no-cache", "no_cache", is_flag=True, default=False,
+              help="Run phases with Phase(cache=...) even if a result for the same inputs "
+                   "is cached.")
 @click.option("-v", "--verbose", is_flag=True, default=False,
               help="Debug output: phase tracebacks keep phasewise's own frames (sets "
                    "PHASEWISE_DEBUG=1, which executors' workers inherit), and errors of "
@@ -165,6 +217,9 @@ def run(
     fail_fast: bool,
     as_json: bool,
     executor_option: tuple[str, ...],
+    workdir: str | None,
+    resume: bool,
+    no_cache: bool,
     verbose: bool,
 ) -> None:
     """Run the pipeline TARGET and report each phase as it goes.
@@ -197,18 +252,29 @@ def run(
     if warning is not None:
         opening.append(warning)
     progress = sys.stderr  # held now: inside a capturing phase sys.stderr feeds the Store
+    place = workdir or str(_default_workdir(pipeline.name))
     try:
-        with stdout_to_stderr() if as_json else nullcontext():
+        with stdout_to_stderr() if as_json else nullcontext(), _warnings_to(progress):
             outcome = run_pipeline(
                 pipeline, executor=executor, max_workers=max_workers, executor_options=options,
                 capture_output=capture_output, fail_fast=True if fail_fast else None,
-                progress=progress, opening=opening,
+                progress=progress, opening=opening, workdir=place, resume=resume,
+                cache=not no_cache,
             )
     except PhasewiseError as exc:  # not a phase's failure: the run could not go on
         _infrastructure_failure(exc, verbose)
     result = outcome.result
     summary = format_summary(result.state, pipeline.execution_order(),
                              interrupted=outcome.interrupted)
+    if not outcome.result.ok:
+        again = [target, "--workdir", place, "--resume"]
+        if executor != "thread":
+            again[1:1] = ["-e", executor]
+        if max_workers is not None:
+            again[1:1] = ["-j", str(max_workers)]
+        for item in executor_option:
+            again[1:1] = ["-O", item]
+        summary += f"\nto carry this run on: phasewise run {shlex.join(again)}\n"
     try:
         progress.write("\n" + summary)
         progress.flush()
@@ -245,6 +311,78 @@ def graph(target: str, fmt: str) -> None:
     from phasewise.cli.describe import render_graph
 
     click.echo(render_graph(_load(target), fmt), nl=False)
+
+
+@cli.command()
+@click.option("--workdir", metavar="DIR", default=None,
+              help="The run's work directory (default: the one under ./.phasewise).")
+@click.option("--json", "as_json", is_flag=True, default=False,
+              help="Print the pipeline_to_timeline document of the run as JSON.")
+def status(workdir: str | None, as_json: bool) -> None:
+    """Show the last (or current) run kept in a work directory.
+
+    Each phase's status, duration, attempts, cache hit and error, and whether the run
+    can be resumed. It reads the state file and the journal without taking the lock, so
+    it shows a run in progress as it goes.
+    """
+    from phasewise.cli.status import describe_status, find_workdir
+    from phasewise.durable.resume import load_ledger
+    from phasewise.durable.workdir import Workdir
+
+    try:
+        place = find_workdir(workdir)
+        ledger = load_ledger(Workdir(place))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except PhasewiseError as exc:
+        raise BadInput(str(exc)) from None
+    timeline = ledger.timeline()
+    if as_json:
+        click.echo(json.dumps(timeline, indent=2))
+    else:
+        click.echo(describe_status(timeline, place, ledger.pid), nl=False)
+
+
+@cli.group()
+def cache() -> None:
+    """List or clear the results kept for phases with Phase(cache=...)."""
+
+
+@cache.command(name="list")
+@click.option("--workdir", metavar="DIR", default=None,
+              help="The work directory (default: the one under ./.phasewise).")
+def cache_list(workdir: str | None) -> None:
+    """List the cached results: phase, key, size, when stored."""
+    from phasewise.cli.status import format_cache_entries
+
+    click.echo(format_cache_entries(_result_cache(workdir).entries()), nl=False)
+
+
+@cache.command(name="clear")
+@click.option("--workdir", metavar="DIR", default=None,
+              help="The work directory (default: the one under ./.phasewise).")
+@click.option("--phase", default=None, help="Clear only this phase's results.")
+def cache_clear(workdir: str | None, phase: str | None) -> None:
+    """Remove cached results (all, or one phase's): those phases run next time."""
+    removed = _result_cache(workdir).clear(phase)
+    click.echo(f"removed {removed} cached result{'s' if removed != 1 else ''}")
+
+
+def _result_cache(workdir: str | None) -> Any:
+    from phasewise.cli.status import find_workdir
+    from phasewise.durable.cache import ResultCache
+    from phasewise.durable.workdir import Workdir
+
+    try:
+        place = Workdir(find_workdir(workdir))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if not place.cache_dir.is_dir():
+        raise BadInput(f"{place.path} holds no cache")
+    try:
+        return ResultCache(place.cache_dir)
+    except PhasewiseError as exc:
+        raise BadInput(str(exc)) from None
 
 
 @cli.command()

@@ -63,6 +63,9 @@ def run_pipeline(
     fail_fast: bool | None,
     progress: TextIO,
     opening: Sequence[str] = (),
+    workdir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    cache: bool = True,
 ) -> RunOutcome:
     """Run ``pipeline`` with live progress on ``progress`` and the run hooks around it.
 
@@ -95,6 +98,9 @@ def run_pipeline(
             capture_output=capture_output,
             fail_fast=fail_fast,
             results=results,
+            workdir=workdir,
+            resume=resume,
+            cache=cache,
         )
     except KeyboardInterrupt:
         interrupted = True

@@ -21,10 +21,16 @@
      │    └── ExecutorOptionsError  the executor's factory refused the options given
      ├── SagaError              a saga yielded something that is not an effect, or deadlocked
      ├── TargetError            ``phasewise run TARGET`` could not load a pipeline from TARGET
+     ├── WorkdirError           a work directory cannot be used (a file, not writable, its
+     │    │                     state file corrupted or another pipeline's)
+     │    └── WorkdirLocked     another run holds it (the message names the process)
      └── UnsafeStoreError       state, results or cache phasewise refuses to load: another
           │                     user could have written it, and loading a pickle runs code
           └── TamperedError     a stored pickle whose HMAC does not match (changed after it
                                 was written, or signed with another key)
+
+``PhasewiseWarning`` (a ``UserWarning``) is what phasewise warns with: a result it could
+not keep, a cached phase that ran uncached.
 
 A failed phase is data (its status and error text in the Store), not an exception
 escaping the runner; these types travel inside futures and are raised only where a
@@ -41,6 +47,7 @@ __all__ = [
     "PhaseError",
     "PhaseTimeout",
     "PhasewiseError",
+    "PhasewiseWarning",
     "PipelineError",
     "PipelineFailed",
     "PluginError",
@@ -52,12 +59,18 @@ __all__ = [
     "UnknownExecutorError",
     "UnsafeStoreError",
     "WireError",
+    "WorkdirError",
+    "WorkdirLocked",
     "WorkerDied",
 ]
 
 
 class PhasewiseError(Exception):
     """Root of every error phasewise raises on purpose."""
+
+
+class PhasewiseWarning(UserWarning):
+    """Something the user should know that does not stop the run."""
 
 
 class PipelineError(PhasewiseError):
@@ -195,3 +208,12 @@ class TamperedError(UnsafeStoreError):
 
     def __reduce__(self) -> tuple[type, tuple[str, ...]]:
         return type(self), (str(self), self.path, self.what)
+
+
+class WorkdirError(PhasewiseError):
+    """A work directory cannot be used: it is a file or cannot be written, or its state
+    file is corrupted, empty, of another schema or of another pipeline."""
+
+
+class WorkdirLocked(WorkdirError):
+    """Another run holds the work directory."""
