@@ -283,7 +283,7 @@ def test_an_out_of_band_value_is_loaded_as_a_view_of_what_was_read(store: Path) 
     assert isinstance(loaded, Blob)
     # rebuilt from the buffer it was handed: a slice of the one read of the file
     assert isinstance(loaded.data, memoryview)
-    assert len(loaded.data.obj) == size
+    assert memoryview(loaded.data.obj).nbytes == size
     assert not loaded.data.readonly
     assert loaded.data == payload
 
