@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import stat
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -268,32 +269,66 @@ def test_read_signed_refuses_what_others_can_write(store: Path, target: str) -> 
 BIG = 8 << 20  # above the size from which hashing runs beside the I/O
 
 
-def test_a_large_bytes_value_round_trips_through_a_file(store: Path) -> None:
-    value = os.urandom(1 << 16) * (BIG >> 16)
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_a_large_bytes_value_round_trips_through_a_file(store: Path, kind: type) -> None:
+    value = kind(os.urandom(1 << 16) * (BIG >> 16))
     signing.write_signed(store / "big.pkl", value)
-    assert signing.read_signed(store / "big.pkl") == value
-    assert signing.load_signed(signing.dump_signed(value)) == value
+    loaded = signing.read_signed(store / "big.pkl")
+    assert type(loaded) is kind and loaded == value
+    again = signing.load_signed(signing.dump_signed(value))
+    assert type(again) is kind and again == value
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_a_large_bytes_value_goes_out_of_band(store: Path, kind: type) -> None:
+    # the table at the end (module docstring): one buffer, of the value's size and kind,
+    # and a pickle of a few bytes -- so loading reads the value into its own object
+    signing.write_signed(store / "big.pkl", kind(BIG))
+    data = (store / "big.pkl").read_bytes()
+    count, pickle_size = struct.unpack("<QQ", data[-16:])
+    size, buffer_kind = struct.unpack("<QB", data[-25:-16])
+    assert (count, size, buffer_kind) == (1, BIG, 1 if kind is bytes else 2)
+    assert pickle_size < 200
 
 
 def test_an_out_of_band_value_is_loaded_as_a_view_of_what_was_read(store: Path) -> None:
     payload = bytearray(os.urandom(1 << 16) * (BIG >> 16))
     path = store / "blob.pkl"
-    size = signing.write_signed(path, Blob(payload))
+    signing.write_signed(path, [Blob(memoryview(payload)), Blob(memoryview(payload[:100]))])
     loaded = signing.read_signed(path)
-    assert isinstance(loaded, Blob)
-    # rebuilt from the buffer it was handed: a slice of the one read of the file
-    assert isinstance(loaded.data, memoryview)
-    assert memoryview(loaded.data.obj).nbytes == size
-    assert not loaded.data.readonly
-    assert loaded.data == payload
+    assert [type(x) for x in loaded] == [Blob, Blob]
+    # each rebuilt from the buffer it was handed: views of one block the file was read into
+    first, second = (blob.data for blob in loaded)
+    assert isinstance(first, memoryview) and isinstance(second, memoryview)
+    assert first.obj is second.obj
+    assert memoryview(first.obj).nbytes >= BIG
+    assert not first.readonly
+    assert first == payload and second == payload[:100]
 
 
-def test_a_changed_byte_in_a_large_file_is_refused(store: Path) -> None:
+@pytest.mark.parametrize(("data", "kind"), [(bytearray(BIG), bytearray), (bytes(BIG), bytes)])
+def test_a_bytes_or_bytearray_buffer_is_read_into_an_object_of_its_own(
+        store: Path, data: bytes | bytearray, kind: type) -> None:
+    signing.write_signed(store / "blob.pkl", Blob(data))
+    loaded: Any = signing.read_signed(store / "blob.pkl").data
+    assert type(loaded).__name__ == kind.__name__  # what the pickle gets, no bigger block
+    assert len(loaded) == BIG and loaded == data
+
+
+@pytest.mark.parametrize("value", [
+    Blob(bytearray(BIG)), Blob(bytes(BIG)), Blob(memoryview(bytearray(BIG))), bytes(BIG),
+    [b"x" * 100, Blob(bytes(BIG)), Blob(memoryview(bytearray(BIG))), Blob(bytearray(BIG))],
+], ids=["bytearray buffer", "bytes buffer", "shared buffer", "bytes value", "mixed"])
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_a_changed_byte_in_a_large_file_is_refused(store: Path, value: Any,
+                                                   where: float) -> None:
     path = store / "blob.pkl"
-    signing.write_signed(path, Blob(bytearray(BIG)))
+    size = signing.write_signed(path, value)
     with open(path, "r+b") as f:
-        f.seek(BIG // 2)
-        f.write(b"\x01")
+        f.seek(int(size * where))
+        byte = f.read(1)
+        f.seek(int(size * where))
+        f.write(bytes([byte[0] ^ 1]))
     with pytest.raises(TamperedError, match="HMAC does not match"):
         signing.read_signed(path)
 

@@ -9,16 +9,18 @@ write it.
 
 A signed pickle, as bytes or as a file::
 
-    magic  "PWSIGN\\x00\\x01"                        8 bytes
-    mac    HMAC-SHA256 of everything below          32 bytes
-    meta   u32 length + a JSON object               (what it is; readable unverified)
-    pickle cloudpickle, protocol 5
+    magic   "PWSIGN\\x00\\x01"                       8 bytes
+    mac     HMAC-SHA256 of everything below         32 bytes
+    meta    u32 length + a JSON object              (what it is; readable unverified)
+    pickle  cloudpickle, protocol 5
     buffers the pickle's out-of-band buffers, one after another
-    table  u64 length of each buffer, u64 count, u64 length of the pickle
+    table   u64 length and u8 kind of each buffer, u64 count, u64 length of the pickle
 
-Large arrays go out of band (protocol 5), so storing one hashes and writes its memory
-where it lies, and loading one reads the file once into a buffer the array then uses:
-no copies beyond that read. Large ``bytes`` stay in band but are streamed the same way.
+Large arrays go out of band (protocol 5), and so does a large ``bytes`` or ``bytearray``
+value, so storing one hashes and writes its memory where it lies (the MAC made on a
+helper thread beside the write), and loading one reads the file once: an array's
+buffer into a block of memory it then uses, a ``bytes``/``bytearray`` straight into an
+object of its own. No copies beyond that read.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import struct
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -70,6 +73,7 @@ _TAIL = struct.Struct("<QQ")  # buffer count, pickle length
 _MAX_META = 1 << 20
 _CHUNK = 1 << 20  # pieces a large value is hashed and written or read in
 _OVERLAP = 1 << 20  # from a piece this large on, hashing runs beside the I/O
+_SHARED, _OWN_BYTES, _OWN_BYTEARRAY = 0, 1, 2  # how a reader keeps a buffer (_kind)
 
 
 # the key
@@ -231,11 +235,43 @@ class _Tee:
         return len(view)
 
 
+class _Big:
+    """A large ``bytes`` or ``bytearray`` value to store: out of band, so that loading
+    reads it straight into an object of its own rather than copying it out of the pickle."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: bytes | bytearray) -> None:
+        self.obj = obj
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        rebuild = _as_bytes if type(self.obj) is bytes else _as_bytearray
+        return rebuild, (pickle.PickleBuffer(self.obj),)
+
+
+def _as_bytes(buffer: Any) -> bytes:
+    return buffer if type(buffer) is bytes else bytes(buffer)
+
+
+def _as_bytearray(buffer: Any) -> bytearray:
+    return buffer if type(buffer) is bytearray else bytearray(buffer)
+
+
+def _kind(raw: memoryview) -> int:
+    """How a reader keeps this buffer: an object of its own (bytes: read-only; bytearray),
+    or a view of the memory the rest is read into."""
+    if type(raw.obj) is bytearray:
+        return _OWN_BYTEARRAY
+    return _OWN_BYTES if raw.readonly else _SHARED
+
+
 def _dump_body(value: Any, meta: Mapping[str, Any] | None,
                out: Callable[[BytesLike], Any]) -> bytes:
     """Write everything after the MAC to ``out``; returns the MAC."""
     from phasewise.core.task import _pickler_class
 
+    if type(value) in (bytes, bytearray) and len(value) >= _OVERLAP:
+        value = _Big(value)
     head = json.dumps(dict(meta or {}), sort_keys=True, separators=(",", ":")).encode()
     mac = _Mac()
     try:
@@ -245,12 +281,14 @@ def _dump_body(value: Any, meta: Mapping[str, Any] | None,
         buffers: list[pickle.PickleBuffer] = []
         _pickler_class()(tee, protocol=5, buffer_callback=buffers.append).dump(value)
         pickle_size = tee.count - start
-        sizes = []
+        sizes, kinds = [], []
         for buffer in buffers:
             raw = buffer.raw()
             tee.write(raw)
             sizes.append(raw.nbytes)
-        tee.write(struct.pack(f"<{len(sizes)}Q", *sizes) + _TAIL.pack(len(sizes), pickle_size))
+            kinds.append(_kind(raw))
+        tee.write(struct.pack(f"<{len(sizes)}Q{len(kinds)}B", *sizes, *kinds)
+                  + _TAIL.pack(len(sizes), pickle_size))
         return mac.digest()
     finally:
         mac.close()
@@ -311,12 +349,11 @@ def _fsync_dir(directory: Path) -> None:
 
 class SignedData:
     """A signed pickle whose MAC has been checked: ``meta``, and ``load()`` to unpickle
-    the value (its out-of-band buffers are views of the data, not copies)."""
+    the value (its out-of-band buffers are what was read, not copies)."""
 
     __slots__ = ("_buffers", "_pickle", "meta")
 
-    def __init__(self, meta: dict[str, Any], pickled: memoryview,
-                 buffers: list[memoryview]) -> None:
+    def __init__(self, meta: dict[str, Any], pickled: memoryview, buffers: list[Any]) -> None:
         self.meta, self._pickle, self._buffers = meta, pickled, buffers
 
     def load(self) -> Any:
@@ -331,32 +368,55 @@ def _tampered(what: str, path: str, reason: str) -> TamperedError:
         path, what)
 
 
-def _open(data: BytesLike, what: str, path: str = "", mac: bytes | None = None) -> SignedData:
-    """Verify ``data`` (``mac``: its body's HMAC, when the reader worked it out already)."""
-    view = memoryview(data).cast("B")
-    if len(view) < _HEAD + _U32.size + _TAIL.size or view[:len(MAGIC)] != MAGIC:
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where the parts of a signed pickle lie: ``front`` bytes of magic, MAC, meta and
+    pickle, then the buffers (``sizes``, ``kinds``), then the table (``tail`` bytes)."""
+
+    front: int
+    pickle_size: int
+    sizes: tuple[int, ...]
+    kinds: bytes
+    tail: int
+
+
+def _layout(size: int, read: Callable[[int, int], bytes], what: str, path: str) -> _Layout:
+    """The layout a signed pickle of ``size`` bytes claims, from its table (``read(offset,
+    n)``); ``TamperedError`` if it is not one. Trusted only once the MAC matches."""
+    if size < _HEAD + _U32.size + _TAIL.size or read(0, len(MAGIC)) != MAGIC:
         raise _tampered(what, path, "it is not a signed phasewise pickle")
-    body = view[_HEAD:]
-    if mac is None:
-        mac = hmac.new(_key(), body, hashlib.sha256).digest()
-    if not hmac.compare_digest(view[len(MAGIC):_HEAD], mac):
+    count, pickle_size = _TAIL.unpack(read(size - _TAIL.size, _TAIL.size))
+    tail = _TAIL.size + 9 * count
+    if tail > size - _HEAD:
+        raise _tampered(what, path, "its layout is inconsistent")
+    table = read(size - tail, 9 * count)
+    sizes = struct.unpack_from(f"<{count}Q", table)
+    front = size - tail - sum(sizes)
+    if front < _HEAD + _U32.size + pickle_size:
+        raise _tampered(what, path, "its layout is inconsistent")
+    return _Layout(front, pickle_size, sizes, bytes(table[8 * count:]), tail)
+
+
+def _verified(front: memoryview, layout: _Layout, buffers: list[Any], mac: bytes,
+              what: str, path: str) -> SignedData:
+    if not hmac.compare_digest(front[len(MAGIC):_HEAD], mac):
         raise _tampered(what, path, "its HMAC does not match")
-    meta_size = _U32.unpack_from(body)[0]
-    count, pickle_size = _TAIL.unpack_from(body, len(body) - _TAIL.size)
-    table_at = len(body) - _TAIL.size - 8 * count
-    start = _U32.size + meta_size
-    if table_at < start + pickle_size:
+    meta_end = _HEAD + _U32.size + _U32.unpack_from(front, _HEAD)[0]
+    if meta_end != layout.front - layout.pickle_size:
         raise _tampered(what, path, "its layout is inconsistent")
-    sizes = struct.unpack_from(f"<{count}Q", body, table_at)
-    offset = start + pickle_size
-    buffers = []
-    for size in sizes:
-        buffers.append(body[offset:offset + size])
+    meta = json.loads(bytes(front[_HEAD + _U32.size:meta_end]))
+    return SignedData(meta, front[meta_end:layout.front], buffers)
+
+
+def _open(data: BytesLike, what: str, path: str = "") -> SignedData:
+    view = memoryview(data).cast("B")
+    layout = _layout(len(view), lambda at, n: bytes(view[at:at + n]), what, path)
+    buffers, offset = [], layout.front
+    for size in layout.sizes:
+        buffers.append(view[offset:offset + size])
         offset += size
-    if offset != table_at:
-        raise _tampered(what, path, "its layout is inconsistent")
-    meta = json.loads(bytes(body[_U32.size:start]))
-    return SignedData(meta, body[start:start + pickle_size], buffers)
+    mac = hmac.new(_key(), view[_HEAD:], hashlib.sha256).digest()
+    return _verified(view[:layout.front], layout, buffers, mac, what, path)
 
 
 def load_signed(data: BytesLike, what: str = "a signed pickle") -> Any:
@@ -368,29 +428,82 @@ def load_signed(data: BytesLike, what: str = "a signed pickle") -> Any:
 def open_signed(path: str | os.PathLike[str], what: str | None = None) -> SignedData:
     """Read ``path`` (after ``check_private``) and verify it; ``what`` names it in errors
     (default: the path). ``UnsafeStoreError`` if another user could have written it,
-    ``TamperedError`` if it does not verify, ``OSError`` if it cannot be read."""
+    ``TamperedError`` if it does not verify, ``OSError`` if it cannot be read.
+
+    The file is read once, in order, its MAC made on a helper thread as it comes: large
+    buffers into objects of their own (bytes, bytearray) or into one block of memory."""
     what = what or str(path)
     check_private(path, what)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    with open(fd, "rb", buffering=0) as source:
+    try:
         size = check_open(fd, path, what).st_size
-        view = memoryview(_buffer(size))
-        mac = _Mac()
+        layout = _layout(size, lambda at, n: _pread(fd, n, at), what, str(path))
+        shared = sum(n for n, kind in zip(layout.sizes, layout.kinds, strict=True)
+                     if kind == _SHARED)
+        reader = _Reader(fd, _buffer(layout.front + shared + layout.tail))
         try:
-            done = 0
-            while done < size:  # the MAC of each chunk is made while the next one is read
-                got = source.readinto(view[done:done + _CHUNK * 8]) or 0
-                if done < _HEAD <= done + got:
-                    mac.update(view[_HEAD:done + got])
-                elif done >= _HEAD:
-                    mac.update(view[done:done + got])
-                done += got
-                if not got:
-                    break
-            digest = mac.digest()
+            front = reader.into_block(layout.front, skip=_HEAD)
+            buffers = [reader.into_block(n) if kind == _SHARED else reader.own(n, kind)
+                       for n, kind in zip(layout.sizes, layout.kinds, strict=True)]
+            reader.into_block(layout.tail)
+            mac = reader.mac.digest()
         finally:
-            mac.close()
-    return _open(view[:done], what, str(path), digest if done >= _HEAD else None)
+            reader.mac.close()
+    finally:
+        os.close(fd)
+    return _verified(front, layout, buffers, mac, what, str(path))
+
+
+class _Reader:
+    """Reads a file in order into ``block`` (or objects of its own), every byte after
+    the first ``skip`` into the MAC."""
+
+    def __init__(self, fd: int, block: bytearray | mmap.mmap) -> None:
+        self.fd, self.view, self.at, self.mac = fd, memoryview(block), 0, _Mac()
+
+    def into_block(self, n: int, skip: int = 0) -> memoryview:
+        part = self.view[self.at:self.at + n]
+        self.at += n
+        done = 0
+        while done < n:  # the MAC of each chunk is made while the next one is read
+            got = os.readv(self.fd, [part[done:done + _CHUNK * 8]])
+            if not got:
+                raise EOFError("the file ended early")
+            if done + got > skip:
+                self.mac.update(part[max(done, skip):done + got])
+            done += got
+        return part
+
+    def own(self, n: int, kind: int) -> bytes | bytearray:
+        """The next ``n`` bytes as an object of their own: a bytearray, or bytes."""
+        if kind == _OWN_BYTEARRAY:
+            data = bytearray(n)
+            view, done = memoryview(data), 0
+            while done < n:
+                got = os.readv(self.fd, [view[done:done + _CHUNK * 8]])
+                if not got:
+                    raise EOFError("the file ended early")
+                self.mac.update(view[done:done + got])
+                done += got
+            return data
+        whole = os.read(self.fd, n)
+        if len(whole) < n:  # more than one read gives (2 GiB on Linux): put together
+            pieces, total = [whole], len(whole)
+            while total < n and (more := os.read(self.fd, n - total)):
+                pieces.append(more)
+                total += len(more)
+            whole = b"".join(pieces)
+        if len(whole) < n:
+            raise EOFError("the file ended early")
+        self.mac.update(memoryview(whole))
+        return whole
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    data = os.pread(fd, n, offset)
+    if len(data) < n:
+        raise EOFError("the file ended early")
+    return data
 
 
 def _buffer(size: int) -> bytearray | mmap.mmap:
