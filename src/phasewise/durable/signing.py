@@ -2,10 +2,9 @@
 HMAC-SHA256 made with a key only the current user can read, and one that does not
 verify is never unpickled.
 
-The key is 32 random bytes, kept hex-encoded in ``$PHASEWISE_KEY_FILE`` if that is set,
-else ``$XDG_CONFIG_HOME/phasewise/key``, else ``~/.config/phasewise/key``; it is made on
-first use (mode 0600, in a 0700 directory) and refused if another user can read or
-write it.
+The key (``key``) is 32 random bytes in ``$PHASEWISE_KEY_FILE`` if that is set, else
+``$XDG_CONFIG_HOME/phasewise/key``, else ``~/.config/phasewise/key``; it is made on first
+use (mode 0600, in a 0700 directory) and refused if another user can read or write it.
 
 A signed pickle, as bytes or as a file::
 
@@ -33,8 +32,6 @@ import mmap
 import os
 import pickle
 import queue
-import secrets
-import stat
 import struct
 import tempfile
 import threading
@@ -43,8 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from phasewise.core.errors import TamperedError, UnsafeStoreError
-from phasewise.durable.safety import check_open, check_private, make_private_dir
+from phasewise.core.errors import TamperedError
+from phasewise.durable.key import KEY_ENV, key_path, signing_key
+from phasewise.durable.safety import check_open, check_private
 
 __all__ = [
     "KEY_ENV",
@@ -63,8 +61,6 @@ __all__ = [
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 
-KEY_ENV = "PHASEWISE_KEY_FILE"
-"""The environment variable that moves the key file (tests point it into a temp dir)."""
 MAGIC = b"PWSIGN\x00\x01"
 _MAC_SIZE = 32
 _HEAD = len(MAGIC) + _MAC_SIZE  # where the signed part starts
@@ -76,98 +72,9 @@ _OVERLAP = 1 << 20  # from a piece this large on, hashing runs beside the I/O
 _SHARED, _OWN_BYTES, _OWN_BYTEARRAY = 0, 1, 2  # how a reader keeps a buffer (_kind)
 
 
-# the key
-
-
-def key_path() -> Path:
-    """Where the current user's signing key lives (see the module docstring)."""
-    explicit = os.environ.get(KEY_ENV)
-    if explicit:
-        return Path(explicit).expanduser().absolute()
-    config = os.environ.get("XDG_CONFIG_HOME", "")
-    base = Path(config) if os.path.isabs(config) else Path.home() / ".config"
-    return base / "phasewise" / "key"
-
-
-_keys: dict[str, tuple[tuple[int, ...], bytes]] = {}
-
-
-def _key() -> bytes:
-    """The key, read once per key file (again, with its checks, when the file or the
-    directory holding it changes owner or mode), made if missing."""
-    path = key_path()
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        _create_key(path)
-        info = os.stat(path)
-    holder = os.stat(path.parent)
-    signature = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_mode, info.st_uid,
-                 holder.st_mode, holder.st_uid)
-    known = _keys.get(str(path))
-    if known is not None and known[0] == signature:
-        return known[1]
-    key = _read_key(path)
-    _keys[str(path)] = (signature, key)
-    return key
-
-
-def _create_key(path: Path) -> None:
-    make_private_dir(path.parent, "the directory of phasewise's signing key")
-    text = secrets.token_hex(32).encode() + b"\n"
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".key.", suffix=".tmp")  # 0600
-    try:
-        os.write(fd, text)
-        os.fsync(fd)
-        os.close(fd)
-        try:
-            os.link(temp, path)  # never replaces a key another process made meanwhile
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                return
-            with os.fdopen(fd, "wb") as out:
-                out.write(text)
-                os.fsync(out.fileno())
-    finally:
-        os.unlink(temp)
-
-
-def _read_key(path: Path) -> bytes:
-    what = "phasewise's signing key"
-    check_private(path, what)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        info = check_open(fd, path, what)
-        if hasattr(os, "geteuid") and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise UnsafeStoreError(
-                f"phasewise refuses to use its signing key {path}: other users can read it "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}), and whoever reads it can forge "
-                "results and cache entries that phasewise would load, and so run code as "
-                f"you. To fix: `chmod 600 {path}` (if no one else has read it), or delete "
-                "it and phasewise makes a new one (stored results are then computed again).",
-                str(path))
-        text = os.read(fd, 4096)
-    finally:
-        os.close(fd)
-    try:
-        key = bytes.fromhex(text.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        key = b""
-    if len(key) < 32:
-        raise UnsafeStoreError(
-            f"phasewise's signing key {path} is not a key (expected 64 hex digits). Delete it "
-            "and phasewise makes a new one (stored results are then computed again).",
-            str(path))
-    return key
-
-
 def sign(data: BytesLike) -> bytes:
     """HMAC-SHA256 of ``data`` with the current user's key."""
-    return hmac.new(_key(), data, hashlib.sha256).digest()
+    return hmac.new(signing_key(), data, hashlib.sha256).digest()
 
 
 def verify(data: BytesLike, mac: BytesLike) -> bool:
@@ -184,7 +91,7 @@ class _Mac:
     reading it (both let go of the GIL). A piece must not change until ``digest``."""
 
     def __init__(self) -> None:
-        self._mac = hmac.new(_key(), None, hashlib.sha256)
+        self._mac = hmac.new(signing_key(), None, hashlib.sha256)
         self._queue: queue.SimpleQueue[memoryview | None] | None = None
         self._thread: threading.Thread | None = None
 
@@ -415,7 +322,7 @@ def _open(data: BytesLike, what: str, path: str = "") -> SignedData:
     for size in layout.sizes:
         buffers.append(view[offset:offset + size])
         offset += size
-    mac = hmac.new(_key(), view[_HEAD:], hashlib.sha256).digest()
+    mac = hmac.new(signing_key(), view[_HEAD:], hashlib.sha256).digest()
     return _verified(view[:layout.front], layout, buffers, mac, what, path)
 
 
