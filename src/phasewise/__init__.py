@@ -12,6 +12,7 @@ from phasewise.core import services as _services
 
 if _typing.TYPE_CHECKING:
     from phasewise.core.actions import Action
+    from phasewise.core.builder import PipelineBuilder
     from phasewise.core.errors import CycleError, PhasewiseError, PipelineError
     from phasewise.core.model import Phase, PhasePolicy, Pipeline, PipelineResult
     from phasewise.core.state import PhaseLog, PhaseStatus, PipelineState
@@ -42,6 +43,7 @@ __all__ = [
     "PhaseStatus",
     "PhasewiseError",
     "Pipeline",
+    "PipelineBuilder",
     "PipelineError",
     "PipelineResult",
     "PipelineState",
@@ -66,6 +68,7 @@ _WHERE = {
     "PhasePolicy": "phasewise.core.model",
     "Pipeline": "phasewise.core.model",
     "PipelineResult": "phasewise.core.model",
+    "PipelineBuilder": "phasewise.core.builder",
     "PhaseLog": "phasewise.core.state",
     "PhaseStatus": "phasewise.core.state",
     "PipelineState": "phasewise.core.state",
@@ -107,7 +110,13 @@ def _open_workdir(pipeline: _typing.Any, workdir: _typing.Any, **how: _typing.An
     return open_run(pipeline, workdir, **how)
 
 
+def _temporary_folders() -> _typing.Any:
+    from phasewise.durable.folders import TemporaryFolders
+
+    return TemporaryFolders()
+
+
 # The composition root: core finds executors through the plugin registry, and work
 # directories through phasewise.durable; both are imported only when first used.
 _services.set_executor_lookup(_lookup_executor)
-_services.set_workdir_opener(_open_workdir)
+_services.set_workdir_support(_open_workdir, _temporary_folders)

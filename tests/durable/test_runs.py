@@ -241,7 +241,9 @@ def test_a_killed_run_resumes_without_running_a_completed_phase_again(
     after = _count(log)
     again = {name[len("start-"):] for name in after
              if after[name] > before.get(name, 0)}
-    assert not again & completed, f"ran again after completing: {again & completed}"
+    assert not again & completed, (
+        f"ran again after completing: {again & completed}; before {before}, after {after}; "
+        f"resume said: {resumed.stderr}; journal: {(workdir / 'journal.jsonl').read_text()}")
     assert {f"start-p{i}" for i in range(6)} <= set(after)
     assert doc["results"]["p5"] == P5, doc["results"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["MissingDependency", "PhaseContext"]
+__all__ = ["MissingDependency", "MissingParam", "PhaseContext", "RunParams"]
 
 
 class MissingDependency(KeyError):
@@ -71,3 +71,49 @@ class PhaseContext(Mapping[str, Any]):
 
     def __reduce__(self) -> Any:
         return PhaseContext, (self._phase, self._results, self._upstream)
+
+
+class MissingParam(KeyError):
+    """``params[name]`` for a parameter the run does not have."""
+
+    def __init__(self, name: object, available: tuple[str, ...]) -> None:
+        super().__init__(name)
+        self.name, self.available = name, available
+
+    def __str__(self) -> str:
+        known = ", ".join(self.available) if self.available else "none"
+        return (f"the run has no parameter {self.name!r} (its params: {known}); pass "
+                f"--param {self.name}=VALUE, or give it a default in Pipeline(params=...)")
+
+    def __reduce__(self) -> Any:
+        return MissingParam, (self.name, self.available)
+
+
+class RunParams(Mapping[str, Any]):
+    """The run's parameters, read-only: what a handler's ``params`` parameter gets."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise MissingParam(name, tuple(self._values)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"RunParams({self._values!r})"
+
+    def __reduce__(self) -> Any:
+        return RunParams, (self._values,)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phasewise.core import graph
+from phasewise.core.context import RunParams
 from phasewise.core.errors import PipelineError, PipelineFailed
+from phasewise.core.group import PhaseGroup
 from phasewise.core.phase import Phase, PhasePolicy
 from phasewise.core.plan import Plan
 from phasewise.core.scheduler import PipelineRun, RunOptions
@@ -28,26 +31,38 @@ class Pipeline:
 
     ``parallel=True`` makes every phase that does not say otherwise (``Phase(parallel=
     None)``, the default) a parallel one; the pipeline's ``phases`` hold each phase with
-    ``parallel`` settled to True or False. ``pipeline >> Phase(...)`` returns a new
-    pipeline with the phase added.
+    ``parallel`` settled to True or False. ``params`` are the defaults of the run's
+    parameters (a run may then set only these). A ``Pipeline.group(...)`` among the
+    phases stands for its members and its own phase. ``pipeline >> Phase(...)`` returns
+    a new pipeline with the phase added.
     """
 
     def __init__(
         self,
         name: str,
-        *phases: Phase,
+        *phases: Phase | PhaseGroup,
         capture_output: bool = False,
         fail_fast: bool = False,
         parallel: bool = False,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise PipelineError(
                 f"Pipeline(name, *phases): the name must be a string, got {name!r}; "
                 "pass the phases after it, e.g. Pipeline('build', *phases)"
             )
+        flat: list[Phase] = []
         for p in phases:
-            if not isinstance(p, Phase):
+            if isinstance(p, PhaseGroup):
+                flat += p.phases()
+            elif isinstance(p, Phase):
+                flat.append(p)
+            else:
                 raise PipelineError(f"pipeline {name!r}: expected Phase objects, got {p!r}")
+        phases = tuple(flat)
+        if params is not None and not isinstance(params, Mapping):
+            raise PipelineError(f"pipeline {name!r}: params must be a mapping of defaults")
+        self.params: dict[str, Any] | None = dict(params) if params is not None else None
         self.name = name
         self.parallel = bool(parallel)
         self.phases: tuple[Phase, ...] = tuple(
@@ -69,8 +84,27 @@ class Pipeline:
         return Pipeline(
             self.name, *self.phases, *more,
             capture_output=self.capture_output, fail_fast=self.fail_fast,
-            parallel=self.parallel,
+            parallel=self.parallel, params=self.params,
         )
+
+    @staticmethod
+    def group(name: str, *phases: Phase, label: str = "",
+              depends_on: tuple[str, ...] | str = ()) -> PhaseGroup:
+        """Phases that run in parallel, as one node named ``name`` that others can depend
+        on (see ``core.group``); ``depends_on`` is added to every member's."""
+        return PhaseGroup(name, *phases, label=label, depends_on=depends_on)
+
+    def run_params(self, given: Mapping[str, Any] | None) -> RunParams:
+        """The defaults updated with ``given``; ``ValueError`` naming the known ones for a
+        name the defaults do not have (when the pipeline declares defaults)."""
+        given = dict(given or {})
+        if self.params is not None:
+            unknown = sorted(set(given) - set(self.params))
+            if unknown:
+                known = ", ".join(sorted(self.params)) or "none"
+                raise ValueError(f"pipeline {self.name!r} has no parameter {unknown[0]!r} "
+                                 f"(its parameters: {known})")
+        return RunParams({**(self.params or {}), **given})
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, {len(self.phases)} phases)"
@@ -162,6 +196,9 @@ class Pipeline:
         workdir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         cache: bool = True,
+        params: Mapping[str, Any] | None = None,
+        review: Callable[[str, str, Path | None], bool] | None = None,
+        pause_after: Iterable[str] = (),
     ) -> PipelineResult:
         """Run the pipeline to the end in this thread and return its result.
 
@@ -176,7 +213,13 @@ class Pipeline:
         every transition, the results of completed phases), ``resume=True`` runs only
         what did not complete in the last run kept there, and phases with
         ``Phase(cache=...)`` reuse earlier results for the same inputs unless
-        ``cache=False``. Without one, nothing is kept and nothing is cached.
+        ``cache=False``. Without one, nothing is kept and nothing is cached, and a
+        phase asking for ``workdir`` gets a temporary folder kept until the run ends.
+
+        ``params`` (over the pipeline's defaults) go to handlers asking for ``params``.
+        ``review(phase, message, folder)`` is called after each phase with
+        ``Phase(review=...)`` or named in ``pause_after``; returning False stops the run
+        there (it ends ``cancelled``, and can be resumed).
         """
         from phasewise.core import services
         from phasewise.core.store import Store as StoreClass
@@ -190,20 +233,29 @@ class Pipeline:
             lookup(name)  # unknown executors fail before anything runs
         store = store if store is not None else StoreClass(self.build_reducer())
         results = results if results is not None else {}
-        options = self._options(executor, max_workers, executor_options, lookup,
-                                capture_output, fail_fast)
+        unknown = sorted(set(pause_after) - set(self._by_name))
+        if unknown:
+            raise ValueError(f"pause_after names no phase of {self.name!r}: {unknown[0]!r}")
+        run_params = self.run_params(params)
+        options = dataclasses.replace(
+            self._options(executor, max_workers, executor_options, lookup, capture_output,
+                          fail_fast),
+            params=run_params, review=review, pause_after=frozenset(pause_after))
         if workdir is None:
-            store.run_saga(PipelineRun(self._plan(), options, results).saga)
-            return PipelineResult.from_state(store.state, results)
-        record = services.open_workdir(self, workdir, resume=resume, cache=cache)
+            run = PipelineRun(self._plan(), options, results)
+            store.run_saga(run.saga)
+            return PipelineResult.from_state(store.state, results, run.errors)
+        record = services.open_workdir(self, workdir, resume=resume, cache=cache,
+                                       params=run_params)
         try:
             record.attach(store)
-            options = dataclasses.replace(options, completed=record.completed,
-                                          cache=record.cache)
-            store.run_saga(PipelineRun(self._plan(), options, results).saga)
+            run = PipelineRun(self._plan(), dataclasses.replace(
+                options, completed=record.completed, cache=record.cache,
+                folders=record.folders), results)
+            store.run_saga(run.saga)
         finally:
             record.close(store.state)
-        return PipelineResult.from_state(store.state, results)
+        return PipelineResult.from_state(store.state, results, run.errors)
 
     def _options(
         self, executor: str, max_workers: int | None,
@@ -230,15 +282,24 @@ class PipelineResult:
     results: dict[str, Any]
     ok: bool
     counts: dict[str, int]
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    """Failures of phases with ``Phase(error=...)``, as that type (the original as cause)."""
 
     @classmethod
-    def from_state(cls, state: PipelineState, results: dict[str, Any]) -> PipelineResult:
-        return cls(state.status, state, dict(results), state.status == "completed", state.counts())
+    def from_state(cls, state: PipelineState, results: dict[str, Any],
+                   errors: Mapping[str, BaseException] | None = None) -> PipelineResult:
+        return cls(state.status, state, dict(results), state.status == "completed",
+                   state.counts(), dict(errors or {}))
 
     def raise_for_status(self) -> PipelineResult:
-        """Raise ``PipelineFailed`` unless the pipeline completed; returns self if it did."""
+        """Raise unless the pipeline completed (returns self if it did): the error of the
+        first failed phase with ``Phase(error=...)``, as that type, else
+        ``PipelineFailed``."""
         if self.ok:
             return self
+        for p in self.state.phases:
+            if p.status == "failed" and p.name in self.errors:
+                raise self.errors[p.name]
         failures = {
             p.name: p.error for p in self.state.phases if p.status in ("failed", "cancelled")
         }

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from phasewise.core.errors import PipelineError
+from phasewise.core.parameters import asked_for
 
 __all__ = ["MAX_RETRY_DELAY", "Phase", "PhasePolicy", "parse_ttl"]
 
@@ -86,6 +86,15 @@ class Phase:
     (``True`` or a time to live such as ``"24h"``) lets a run with a work directory reuse
     the result of an earlier run whose handler code and inputs were the same. ``max_logs`` is
     how many captured lines the Store keeps (the newest).
+
+    The handler asks for what it needs by parameter name (``context``, ``params``,
+    ``workdir``; see ``core.parameters``). The rest is off unless given: ``label`` (the
+    text progress shows; the name by default), ``when`` (a predicate, its parameters filled
+    the same way: false skips the phase with "condition not met"), ``validate`` (called
+    with the result: raises to fail the phase, or returns warnings), ``review`` (a message
+    to pause on after the phase, ``{workdir}`` filled in), ``on_success(result)`` and
+    ``on_failure(error)`` hooks, ``error`` (the exception type its failure is raised as)
+    and ``resources`` (what it needs of a cluster worker, e.g. ``{"GPU": 1}``).
     """
 
     name: str
@@ -99,6 +108,14 @@ class Phase:
     executor: str | None = None
     timeout: float | None = None
     cache: bool | str = False
+    label: str = ""
+    when: Callable[..., Any] | None = None
+    validate: Callable[[Any], Any] | None = None
+    review: str = ""
+    on_success: Callable[[Any], Any] | None = None
+    on_failure: Callable[[BaseException], Any] | None = None
+    error: type[BaseException] | None = None
+    resources: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -118,6 +135,21 @@ class Phase:
                 raise PipelineError(f"phase {self.name!r}: {exc}") from None
         if self.parallel is not None and not isinstance(self.parallel, bool):
             raise PipelineError(f"phase {self.name!r}: parallel must be True, False or None")
+        if not isinstance(self.label, str):
+            raise PipelineError(f"phase {self.name!r}: label must be a string")
+        object.__setattr__(self, "label", self.label or self.name)
+        for hook in ("when", "validate", "on_success", "on_failure"):
+            if getattr(self, hook) is not None and not callable(getattr(self, hook)):
+                raise PipelineError(f"phase {self.name!r}: {hook} must be callable")
+        if self.error is not None and not (
+                isinstance(self.error, type) and issubclass(self.error, BaseException)):
+            raise PipelineError(f"phase {self.name!r}: error must be an exception class, "
+                                f"got {self.error!r}")
+        if not isinstance(self.review, str):
+            raise PipelineError(f"phase {self.name!r}: review must be a string")
+        asked_for(self.handler, self.name)  # a parameter phasewise cannot fill fails here
+        if self.when is not None:
+            asked_for(self.when, self.name, "condition", ("context", "params"))
         if not isinstance(self.policy, PhasePolicy):
             raise PipelineError(f"phase {self.name!r}: policy must be a PhasePolicy")
         if not isinstance(self.weight, (int, float)) or self.weight < 0:
@@ -130,19 +162,12 @@ class Phase:
             raise PipelineError(f"phase {self.name!r}: timeout must be a number of seconds > 0")
 
     @property
+    def asks(self) -> tuple[str, ...]:
+        """What the handler asks for by parameter name: ``context``, ``params``,
+        ``workdir``, in that order (see ``core.parameters``)."""
+        return asked_for(self.handler, self.name)
+
+    @property
     def wants_context(self) -> bool:
         """Whether the handler has a parameter named ``context``."""
-        return _takes_context(self.handler)
-
-
-def _takes_context(handler: Callable[..., Any]) -> bool:
-    code = getattr(handler, "__code__", None)
-    if code is not None and not hasattr(handler, "__wrapped__"):
-        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-        if inspect.ismethod(handler):
-            names = names[1:]
-        return "context" in names
-    try:
-        return "context" in inspect.signature(handler).parameters
-    except (TypeError, ValueError):
-        return False
+        return "context" in self.asks

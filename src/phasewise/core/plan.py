@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from phasewise.core.parameters import asked_for
 from phasewise.core.phase import Phase
 
 __all__ = ["Plan"]
@@ -15,8 +16,8 @@ __all__ = ["Plan"]
 
 class Plan:
     """The phases in execution order, their dependency counts and dependants, the phases
-    ready at the start (a heap of positions in the execution order), and which handlers
-    take ``context``."""
+    ready at the start (a heap of positions in the execution order), and what each
+    handler (and ``when`` condition) asks for by parameter name."""
 
     UPSTREAM_LIMIT = 256
     """Indirect dependencies worked out per phase at most (a context's error message
@@ -34,13 +35,15 @@ class Plan:
                 self.dependants[dep].append(p.name)
         self.ready = sorted(self.order[p.name] for p in phases if self.waiting[p.name] == 0)
         self.executors = {p.executor for p in phases}  # None: the run's own
-        by_handler: dict[int, bool] = {}  # phases often share a handler
-        self.wants_context = {}
+        by_handler: dict[int, tuple[str, ...]] = {}  # phases often share a handler
+        self.asks: dict[str, tuple[str, ...]] = {}  # what each handler asks for by name
         for p in phases:
             key = id(p.handler)
             if key not in by_handler:
-                by_handler[key] = p.wants_context
-            self.wants_context[p.name] = by_handler[key]
+                by_handler[key] = p.asks
+            self.asks[p.name] = by_handler[key]
+        self.when_asks = {p.name: asked_for(p.when, p.name, "condition", ("context", "params"))
+                          for p in phases if p.when is not None}
         self._depends_on = {p.name: p.depends_on for p in phases}
         self._upstream: dict[str, frozenset[str]] = {}
 

@@ -19,21 +19,24 @@ on the ``done`` channel the driver takes from.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import os
 import time
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from phasewise.core import actions as A
 from phasewise.core.actions import Action
-from phasewise.core.context import PhaseContext
+from phasewise.core.context import PhaseContext, RunParams
 from phasewise.core.errors import ExecutorError, PhaseError, RemotePhaseError
 from phasewise.core.executor import Executor, ExecutorLookup, ExecutorSession
 from phasewise.core.phase import Phase
 from phasewise.core.plan import Plan
 from phasewise.core.saga import (
+    Call,
     Cancel,
     Channel,
     Delay,
@@ -46,7 +49,7 @@ from phasewise.core.saga import (
     Send,
     Take,
 )
-from phasewise.core.services import PhaseCache
+from phasewise.core.services import PhaseCache, PhaseFolders
 from phasewise.core.task import Task, handler_traceback, pickled_handler
 from phasewise.core.wire import Log, Started
 
@@ -62,7 +65,10 @@ class RunOptions:
     """How to run a pipeline: what ``Pipeline.run`` and ``build_saga`` take besides the
     Store. ``executors`` maps executor names to factories (the plugin registry's lookup
     when None). ``completed`` holds the results of phases not to run again (a resumed
-    run's); ``cache`` answers for phases with ``Phase(cache=...)``."""
+    run's); ``cache`` answers for phases with ``Phase(cache=...)``; ``params`` are what
+    handlers asking for ``params`` get, ``folders`` where those asking for ``workdir``
+    work. ``review(phase, message, folder)`` is called after a phase with
+    ``Phase(review=...)`` or named in ``pause_after``: False stops the run there."""
 
     executor: str = "thread"
     max_workers: int | None = None
@@ -72,6 +78,10 @@ class RunOptions:
     fail_fast: bool = False
     completed: Mapping[str, Any] = field(default_factory=dict)
     cache: PhaseCache | None = None
+    params: RunParams = field(default_factory=RunParams)
+    folders: PhaseFolders | None = None
+    review: Callable[[str, str, Path | None], bool] | None = None
+    pause_after: frozenset[str] = frozenset()
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -115,6 +125,9 @@ class PipelineRun:
         self._cancelled_running = False  # running phases were cancelled (not a clean end)
         self._crash: BaseException | None = None  # infrastructure error to re-raise
         self._broken: ExecutorError | None = None  # an executor that cannot run phases
+        self._stopped = ""  # why the run stopped at a review, if it did
+        self._own_folders: PhaseFolders | None = None  # temporary ones, made by this run
+        self.errors: dict[str, BaseException] = {}  # failures raised as a phase's error type
 
     # the driver
 
@@ -137,7 +150,11 @@ class PipelineRun:
         finally:
             # Not a yielded Call: this must also run when the generator is closed. A run
             # that did not end cleanly (Ctrl-C, fail_fast, an error) stops what still runs.
-            self.session.shutdown(cancel=not ended_cleanly)
+            try:
+                self.session.shutdown(cancel=not ended_cleanly)
+            finally:
+                if self._own_folders is not None:
+                    self._own_folders.close()
         if self._broken is not None:
             raise self._broken
         return self.results
@@ -167,7 +184,7 @@ class PipelineRun:
     def _start_ready(self) -> Saga:
         """Start ready phases, in execution order, while the limits allow."""
         ready, in_order = self._ready, self.plan.in_order
-        while ready and self._failed is None and not self._exclusive:
+        while ready and self._failed is None and not self._exclusive and not self._stopped:
             phase = in_order[ready[0]]
             if not phase.parallel and self._running:
                 break  # an exclusive phase waits for the others to finish
@@ -187,6 +204,9 @@ class PipelineRun:
                 self._waiting[child] -= 1
                 if self._waiting[child] == 0:
                     heapq.heappush(self._ready, self.plan.order[child])
+            if self._stopped and not self._interrupted:  # the user stopped at a review
+                self._interrupted = True
+                yield from self._cancel_running(f"cancelled: {self._stopped}")
         elif outcome == "broken":  # its executor cannot run any phase
             self._failed = self._failed or name
             yield from self._cancel_running(f"cancelled: {self._broken}")
@@ -205,7 +225,9 @@ class PipelineRun:
 
     def _finish(self) -> Saga:
         """Phases that never started end cancelled; the run ends with its status."""
-        if self._interrupted:
+        if self._stopped:
+            reason = f"not started: {self._stopped}"
+        elif self._interrupted:
             reason = "not started: the run was interrupted"
         elif self._failed is not None:
             reason = f"not started: phase {self._failed!r} failed"
@@ -254,61 +276,10 @@ class PipelineRun:
     # one phase
 
     def _phase_saga(self, phase: Phase) -> Saga:
-        """Run ``phase``'s attempts as its policy says; send its outcome to the driver."""
-        name, policy = phase.name, phase.policy
-        outcome = "failed"
+        """Run ``phase`` as its options say; send its outcome to the driver."""
+        name = phase.name
         try:
-            if name in self.options.completed:  # in the run this one resumes
-                yield from self._complete(name, self.options.completed[name], resumed=True)
-                yield Send(self._done, (name, "completed"))
-                return
-            context = self._context(phase)
-            cache = self.options.cache if phase.cache is not False else None
-            if cache is not None:
-                hit, value = cache.lookup(phase, context)
-                if hit:
-                    yield from self._complete(name, value, cached=True)
-                    yield Send(self._done, (name, "completed"))
-                    return
-            executor = self.session.get(phase.executor)  # started before the first phase
-            attempt = 0
-            while True:
-                attempt += 1
-                task = Task(name, phase.handler, context, attempt=attempt,
-                            capture_output=self.options.capture_output,
-                            timeout=phase.timeout)
-                try:
-                    result = yield Execute(task, executor, self._event_actions(name, attempt))
-                except SagaCancelled:
-                    raise
-                except ExecutorError as exc:  # not this phase's fault: no retry, the run stops
-                    self._broken = self._broken or exc
-                    yield Put(Action(A.PHASE_FAILED, {"name": name, "error": str(exc),
-                                                      "timestamp": _now()}))
-                    outcome = "broken"
-                    break
-                except Exception as exc:
-                    error, tb = describe_error(exc)
-                    if attempt < policy.attempts:
-                        yield Put(Action(A.PHASE_RETRY, {
-                            "name": name, "attempt": attempt + 1, "error": error,
-                            "max_retries": policy.max_retries, "timestamp": _now()}))
-                        yield Delay(policy.delay_for(attempt))
-                        continue
-                    if policy.on_fail == "skip":
-                        self.results[name] = None
-                        yield Put(Action(A.PHASE_SKIPPED, {"name": name, "error": error,
-                                                           "timestamp": _now()}))
-                        outcome = "skipped"
-                    else:
-                        yield Put(Action(A.PHASE_FAILED, {"name": name, "error": error,
-                                                          "traceback": tb, "timestamp": _now()}))
-                    break
-                if cache is not None:
-                    cache.store(phase, context, result)
-                yield from self._complete(name, result)
-                outcome = "completed"
-                break
+            outcome = yield from self._phase_outcome(phase)
         except SagaCancelled:
             reason = self._cancel_reason or "cancelled"
             yield Put(Action(A.PHASE_CANCELLED, {"name": name, "reason": reason,
@@ -321,14 +292,161 @@ class PipelineRun:
             outcome = "crashed"
         yield Send(self._done, (name, outcome))
 
+    def _phase_outcome(self, phase: Phase) -> Generator[Any, Any, str]:
+        """Resumed, condition, cache, then the attempts; returns the outcome."""
+        name = phase.name
+        if name in self.options.completed:  # in the run this one resumes
+            yield from self._complete(name, self.options.completed[name], resumed=True)
+            return "completed"
+        asks = self.plan.asks[name]
+        context = self._context(phase) if "context" in asks or phase.when else None
+        params = self.options.params
+        if phase.when is not None:
+            met = yield from self._condition(phase, context, params)
+            if met is not True:
+                return met or "failed"
+        cache = self.options.cache if phase.cache is not False else None
+        if cache is not None:
+            hit, value = cache.lookup(phase, context, params)
+            if hit:
+                yield from self._complete(name, value, cached=True)
+                return "completed"
+        folder = None
+        if "workdir" in asks or "{workdir}" in phase.review:
+            folder = self._folders().folder(name)
+        task_context = context if "context" in asks else None
+        task_params = params if "params" in asks else None
+        task_folder = folder if "workdir" in asks else None
+        executor = self.session.get(phase.executor)  # started before the first phase
+        attempt = 0
+        while True:
+            attempt += 1
+            task = Task(name, phase.handler, task_context, attempt=attempt,
+                        capture_output=self.options.capture_output, timeout=phase.timeout,
+                        params=task_params, workdir=task_folder)
+            try:
+                result = yield Execute(task, executor, self._event_actions(name, attempt))
+                warnings = phase.validate(result) if phase.validate is not None else None
+            except SagaCancelled:
+                raise
+            except ExecutorError as exc:  # not this phase's fault: no retry, the run stops
+                self._broken = self._broken or exc
+                yield Put(Action(A.PHASE_FAILED, {"name": name, "error": str(exc),
+                                                  "timestamp": _now()}))
+                return "broken"
+            except Exception as exc:
+                if attempt < phase.policy.attempts:
+                    yield from self._retry(phase, attempt, exc)
+                    continue
+                return (yield from self._fail(phase, exc))
+            yield from self._log(name, [f"warning: {w}" for w in warnings or ()])
+            if cache is not None:
+                cache.store(phase, context, params, result)
+            yield from self._complete(name, result)
+            yield from self._hook(phase, "on_success", result)
+            yield from self._review(phase, folder)
+            return "completed"
+
+    def _condition(self, phase: Phase, context: PhaseContext | None,
+                   params: RunParams) -> Generator[Any, Any, bool | str]:
+        """True if ``phase.when`` holds; else the phase ends here: "skipped" (the
+        condition is false) or "failed" (it raised)."""
+        assert phase.when is not None
+        given = {"context": context, "params": params}
+        try:
+            met = phase.when(**{n: given[n] for n in self.plan.when_asks[phase.name]})
+        except Exception as exc:
+            error, tb = describe_error(exc)
+            yield Put(Action(A.PHASE_FAILED, {"name": phase.name, "traceback": tb,
+                                              "error": f"its condition raised {error}",
+                                              "timestamp": _now()}))
+            return "failed"
+        if met:
+            return True
+        self.results[phase.name] = None
+        yield Put(Action(A.PHASE_SKIPPED, {"name": phase.name, "error": "condition not met",
+                                           "timestamp": _now()}))
+        return "skipped"
+
+    def _retry(self, phase: Phase, attempt: int, exc: BaseException) -> Saga:
+        error, _ = describe_error(exc)
+        yield Put(Action(A.PHASE_RETRY, {
+            "name": phase.name, "attempt": attempt + 1, "error": error,
+            "max_retries": phase.policy.max_retries, "timestamp": _now()}))
+        yield Delay(phase.policy.delay_for(attempt))
+
+    def _fail(self, phase: Phase, exc: BaseException) -> Generator[Any, Any, str]:
+        """The last attempt failed: skip or fail as the policy says; returns the outcome."""
+        name = phase.name
+        error, tb = describe_error(exc)
+        if phase.error is not None:  # reported, and raised by raise_for_status, as its type
+            message = exc.remote_message if isinstance(exc, RemotePhaseError) else str(exc)
+            error = f"{phase.error.__name__}: {message or type(exc).__name__}"
+            try:
+                typed = phase.error(message)
+            except Exception:  # an exception type that wants other arguments
+                typed = None
+            if typed is not None:
+                typed.__cause__ = exc
+                self.errors[name] = typed
+        if phase.policy.on_fail == "skip":
+            self.results[name] = None
+            yield Put(Action(A.PHASE_SKIPPED, {"name": name, "error": error,
+                                               "timestamp": _now()}))
+            outcome = "skipped"
+        else:
+            yield Put(Action(A.PHASE_FAILED, {"name": name, "error": error,
+                                              "traceback": tb, "timestamp": _now()}))
+            outcome = "failed"
+        yield from self._hook(phase, "on_failure", exc)
+        return outcome
+
+    def _hook(self, phase: Phase, which: str, argument: Any) -> Saga:
+        """Call ``phase.on_success`` / ``on_failure``; one that raises is logged against the
+        phase and changes nothing else."""
+        hook = getattr(phase, which)
+        if hook is None:
+            return
+        try:
+            hook(argument)
+        except Exception as exc:
+            error, _ = describe_error(exc)
+            yield from self._log(phase.name, [f"{which} hook raised {error}"])
+
+    def _review(self, phase: Phase, folder: Path | None) -> Saga:
+        """Pause after ``phase`` if it asks for a review (or ``pause_after`` names it)."""
+        review = self.options.review
+        if review is None or not (phase.review or phase.name in self.options.pause_after):
+            return
+        message = phase.review or f"phase {phase.label!r} is done"
+        try:
+            message = message.format(workdir=folder or "", name=phase.name, label=phase.label)
+        except (KeyError, IndexError, ValueError):
+            pass  # braces meant literally
+        go_on = yield Call(review, args=(phase.name, message, folder))
+        if not go_on:
+            self._stopped = f"the run was stopped at the review after phase {phase.name!r}"
+
+    def _log(self, name: str, lines: Iterable[str]) -> Saga:
+        for line in lines:
+            yield Put(Action(A.PHASE_LOG, {"name": name, "line": line, "stream": "stderr",
+                                           "timestamp": _now()}))
+
+    def _folders(self) -> PhaseFolders:
+        if self.options.folders is None:
+            from phasewise.core.services import temporary_folders
+
+            self._own_folders = temporary_folders()
+            self.options = dataclasses.replace(self.options, folders=self._own_folders)
+        assert self.options.folders is not None
+        return self.options.folders
+
     def _complete(self, name: str, result: Any, **flags: bool) -> Saga:
         self.results[name] = result
         yield Put(Action(A.PHASE_COMPLETE, {"name": name, "result": result, **flags,
                                             "timestamp": _now()}))
 
-    def _context(self, phase: Phase) -> PhaseContext | None:
-        if not self.plan.wants_context[phase.name]:
-            return None
+    def _context(self, phase: Phase) -> PhaseContext:
         results = {dep: self.results.get(dep) for dep in phase.depends_on}
         return PhaseContext(phase.name, results, self.plan.upstream(phase.name))
 

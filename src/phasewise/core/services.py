@@ -13,6 +13,7 @@ a ``PhaseCache`` answers whether a phase's result is already known.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from phasewise.core.errors import PhasewiseError, PluginError
@@ -25,24 +26,40 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PhaseCache",
+    "PhaseFolders",
     "RunRecord",
     "WorkdirOpener",
     "lookup_executor",
     "open_workdir",
     "set_executor_lookup",
-    "set_workdir_opener",
+    "set_workdir_support",
+    "temporary_folders",
 ]
 
 
 class PhaseCache(Protocol):
     """Results of earlier runs, by phase definition and inputs."""
 
-    def lookup(self, phase: Phase, context: Mapping[str, Any] | None) -> tuple[bool, Any]:
+    def lookup(self, phase: Phase, context: Mapping[str, Any] | None,
+               params: Mapping[str, Any] | None) -> tuple[bool, Any]:
         """``(True, result)`` if a stored result for these inputs is still good."""
         ...
 
-    def store(self, phase: Phase, context: Mapping[str, Any] | None, result: Any) -> None:
+    def store(self, phase: Phase, context: Mapping[str, Any] | None,
+              params: Mapping[str, Any] | None, result: Any) -> None:
         """Keep ``result`` for the next run (a result that cannot be stored is skipped)."""
+        ...
+
+
+class PhaseFolders(Protocol):
+    """Where each phase keeps its files: ``<run workdir>/<phase>/``, or a temporary one."""
+
+    def folder(self, phase: str) -> Path:
+        """The phase's folder, created if it does not exist yet."""
+        ...
+
+    def close(self) -> None:
+        """The run has ended (temporary folders are removed)."""
         ...
 
 
@@ -55,6 +72,9 @@ class RunRecord(Protocol):
     cache: PhaseCache | None
     """Where cached phases look for their results (None: caching is off)."""
 
+    folders: PhaseFolders
+    """The phases' folders, under the work directory."""
+
     def attach(self, store: Store) -> None:
         """Record every transition dispatched to ``store`` from now on."""
         ...
@@ -65,10 +85,11 @@ class RunRecord(Protocol):
 
 
 WorkdirOpener = Callable[..., RunRecord]
-"""``opener(pipeline, workdir, *, resume, cache) -> RunRecord``."""
+"""``opener(pipeline, workdir, *, resume, cache, params) -> RunRecord``."""
 
 _lookup: ExecutorLookup | None = None
 _opener: WorkdirOpener | None = None
+_temporary: Callable[[], PhaseFolders] | None = None
 
 
 def set_executor_lookup(lookup: ExecutorLookup) -> None:
@@ -82,12 +103,21 @@ def lookup_executor(name: str) -> ExecutorFactory:
     return _lookup(name)
 
 
-def set_workdir_opener(opener: WorkdirOpener) -> None:
-    global _opener
-    _opener = opener
+def set_workdir_support(opener: WorkdirOpener, temporary: Callable[[], PhaseFolders]) -> None:
+    """Install how to open a work directory, and how to make temporary phase folders."""
+    global _opener, _temporary
+    _opener, _temporary = opener, temporary
 
 
-def open_workdir(pipeline: Any, workdir: Any, *, resume: bool, cache: bool) -> RunRecord:
+def open_workdir(pipeline: Any, workdir: Any, *, resume: bool, cache: bool,
+                 params: Mapping[str, Any]) -> RunRecord:
     if _opener is None:
         raise PhasewiseError("no work directory support is installed (import phasewise first)")
-    return _opener(pipeline, workdir, resume=resume, cache=cache)
+    return _opener(pipeline, workdir, resume=resume, cache=cache, params=params)
+
+
+def temporary_folders() -> PhaseFolders:
+    """Phase folders for a run without a work directory, removed when it ends."""
+    if _temporary is None:
+        raise PhasewiseError("no work directory support is installed (import phasewise first)")
+    return _temporary()

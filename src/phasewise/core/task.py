@@ -14,13 +14,14 @@ from typing import Any, ClassVar
 __all__ = ["Task", "call_handler", "dumps", "handler_traceback", "pickled_handler"]
 
 
-def call_handler(handler: Callable[..., Any], context: Mapping[str, Any] | None) -> Any:
-    """Call ``handler``, passing ``context=`` when the phase asked for it (context not None).
+def call_handler(handler: Callable[..., Any], arguments: Mapping[str, Any] | None) -> Any:
+    """Call ``handler`` with ``arguments`` (what it asked for by parameter name: ``context``,
+    ``params``, ``workdir``) as keyword arguments.
 
     ``handler_traceback`` shows a handler's traceback from the frame below this one."""
-    if context is None:
+    if not arguments:
         return handler()
-    return handler(context=context)
+    return handler(**arguments)
 
 
 def handler_traceback(exc: BaseException) -> str:
@@ -51,7 +52,8 @@ class Task:
     output and streams it; ``Task.run_payload(payload)`` is the bare version.
     """
 
-    __slots__ = ("__dict__", "attempt", "capture_output", "context", "handler", "phase", "timeout")
+    __slots__ = ("__dict__", "attempt", "capture_output", "context", "handler", "params", "phase",
+                 "timeout", "workdir")
 
     def __init__(
         self,
@@ -62,27 +64,41 @@ class Task:
         attempt: int = 1,
         capture_output: bool = False,
         timeout: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        workdir: Any = None,
     ) -> None:
         self.phase = phase
         self.handler = handler
         self.context = context
+        self.params = params
+        self.workdir = workdir
         self.attempt = attempt
         self.capture_output = capture_output
         self.timeout = timeout
 
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """What the handler is called with: ``context``, ``params`` and ``workdir``, those
+        of them the phase asked for (None: not asked)."""
+        return {name: value for name, value in (("context", self.context),
+                                                ("params", self.params),
+                                                ("workdir", self.workdir))
+                if value is not None}
+
     def run(self) -> Any:
-        return call_handler(self.handler, self.context)
+        return call_handler(self.handler, self.arguments)
 
     @cached_property
     def payload(self) -> bytes:
         """What another process needs to run this task, made on first use: a
         ``wire.Prepare`` frame (this process's import path, see ``core.bootstrap``) and a
-        ``wire.Run`` frame (the cloudpickled handler and context). Raises whatever
+        ``wire.Run`` frame (the cloudpickled handler and its arguments). Raises whatever
         pickling raises."""
         from phasewise.core import bootstrap, wire
 
-        context = b"" if self.context is None else dumps(self.context)
-        run = wire.Run(self.phase, pickled_handler(self.handler), context, self.capture_output)
+        arguments = self.arguments
+        pickled = dumps(arguments) if arguments else b""
+        run = wire.Run(self.phase, pickled_handler(self.handler), pickled, self.capture_output)
         return wire.encode(bootstrap.prepare_message()) + wire.encode(run)
 
     @staticmethod
@@ -106,8 +122,8 @@ class Task:
             raise ValueError("not a task payload: it holds no Run message")
         with bootstrap.unpickling(run.phase):
             handler = cloudpickle.loads(run.handler)
-            context = cloudpickle.loads(run.context) if run.context else None
-        return call_handler(handler, context)
+            arguments = cloudpickle.loads(run.arguments) if run.arguments else None
+        return call_handler(handler, arguments)
 
     def __repr__(self) -> str:
         return f"Task(phase={self.phase!r}, attempt={self.attempt})"

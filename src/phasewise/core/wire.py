@@ -114,11 +114,12 @@ class Error(msgspec.Struct, tag="error", tag_field="kind", array_like=True, froz
 
 
 class Run(msgspec.Struct, tag="run", tag_field="kind", array_like=True, frozen=True):
-    """Run one task: the pickled handler, and its pickled context (empty: no context)."""
+    """Run one task: the pickled handler, and the pickled keyword arguments it is called
+    with (``context``, ``params``, ``workdir``, those it asked for; empty: none)."""
 
     phase: str
     handler: bytes
-    context: bytes
+    arguments: bytes
     capture: bool
 
 

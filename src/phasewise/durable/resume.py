@@ -4,12 +4,13 @@ and whose results still load."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from phasewise.core.errors import UnsafeStoreError
 from phasewise.core.model import Pipeline
-from phasewise.durable.fingerprint import fingerprint
+from phasewise.durable.fingerprint import fingerprints
 from phasewise.durable.journal import read_journal
 from phasewise.durable.ledger import Ledger
 from phasewise.durable.results import load_result
@@ -43,17 +44,20 @@ class ResumePlan:
     reruns: dict[str, str] = field(default_factory=dict)
 
 
-def plan_resume(pipeline: Pipeline, workdir: Workdir) -> ResumePlan:
+def plan_resume(pipeline: Pipeline, workdir: Workdir,
+                prints: Mapping[str, str] | None = None) -> ResumePlan:
+    """Which phases need not run (``prints``: the phases' fingerprints, if known)."""
     if not workdir.state_file.exists():
         raise WorkdirError(f"nothing to resume in {workdir.path}: no run of "
                            f"{pipeline.name!r} is recorded there (run without --resume)")
     plan = ResumePlan(load_ledger(workdir, pipeline.name))
+    prints = prints if prints is not None else fingerprints(pipeline.phases)
     for name in pipeline.execution_order():
         phase = pipeline.phase(name)
         before = plan.ledger.phases.get(name)
         if before is None or before["status"] != "completed":
             continue
-        if before["fingerprint"] != fingerprint(phase):
+        if before["fingerprint"] != prints[name]:
             plan.reruns[name] = "its definition changed (handler code, dependencies or options)"
             continue
         rerun = [dep for dep in phase.depends_on if dep not in plan.completed]

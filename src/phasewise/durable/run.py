@@ -17,7 +17,8 @@ from phasewise.core.phase import Phase, parse_ttl
 from phasewise.core.services import PhaseCache
 from phasewise.core.state import PipelineState
 from phasewise.core.store import Store
-from phasewise.durable.fingerprint import fingerprint
+from phasewise.durable.fingerprint import fingerprints, uses_params
+from phasewise.durable.folders import PhaseFolders
 from phasewise.durable.journal import Journal
 from phasewise.durable.ledger import Ledger
 from phasewise.durable.recorder import Recorder
@@ -29,7 +30,7 @@ __all__ = ["DurableRun", "WorkdirCache", "open_run"]
 
 
 def open_run(pipeline: Pipeline, workdir: str | os.PathLike[str], *, resume: bool = False,
-             cache: bool = True) -> DurableRun:
+             cache: bool = True, params: Mapping[str, Any] | None = None) -> DurableRun:
     """Take ``workdir`` for a run of ``pipeline`` (creating it, locking it) and start its
     record: afresh, or (``resume``) carrying on the run recorded there."""
     for phase in pipeline.phases:
@@ -41,7 +42,7 @@ def open_run(pipeline: Pipeline, workdir: str | os.PathLike[str], *, resume: boo
     place.create()
     place.lock()
     try:
-        return DurableRun(pipeline, place, resume=resume, cache=cache)
+        return DurableRun(pipeline, place, resume=resume, cache=cache, params=params or {})
     except BaseException:
         place.unlock()
         raise
@@ -57,9 +58,11 @@ class DurableRun:
     """A ``core.services.RunRecord`` kept in a work directory."""
 
     def __init__(self, pipeline: Pipeline, workdir: Workdir, *, resume: bool,
-                 cache: bool) -> None:
+                 cache: bool, params: Mapping[str, Any]) -> None:
         self.workdir = workdir
-        phases = [(n, fingerprint(pipeline.phase(n)), float(pipeline.phase(n).weight))
+        self.folders = PhaseFolders(workdir.path)
+        prints = fingerprints(pipeline.phases, params)
+        phases = [(n, prints[n], float(pipeline.phase(n).weight))
                   for n in pipeline.execution_order()]
         self.completed: Mapping[str, Any] = {}
         self.reruns: dict[str, str] = {}
@@ -68,7 +71,7 @@ class DurableRun:
                   "recorded there; every phase runs")
             resume = False
         if resume:
-            plan = plan_resume(pipeline, workdir)
+            plan = plan_resume(pipeline, workdir, prints)
             self.completed, self.reruns = plan.completed, plan.reruns
             for name, why in plan.reruns.items():
                 _warn(f"resume: phase {name!r} runs again: {why}")
@@ -116,10 +119,11 @@ class WorkdirCache:
         self._cache = ResultCache(directory)
         self._keys: dict[str, str | None] = {}
 
-    def lookup(self, phase: Phase, context: Mapping[str, Any] | None) -> tuple[bool, Any]:
+    def lookup(self, phase: Phase, context: Mapping[str, Any] | None,
+               params: Mapping[str, Any] | None) -> tuple[bool, Any]:
         from phasewise.durable.cache import cache_key
 
-        key = cache_key(phase, context)
+        key = cache_key(phase, context, dict(params) if uses_params(phase) and params else None)
         self._keys[phase.name] = key
         if key is None:
             _warn(f"phase {phase.name!r} runs uncached: its inputs cannot be pickled")
@@ -129,7 +133,8 @@ class WorkdirCache:
             _warn(found.warning)
         return found.hit, found.value
 
-    def store(self, phase: Phase, context: Mapping[str, Any] | None, result: Any) -> None:
+    def store(self, phase: Phase, context: Mapping[str, Any] | None,
+              params: Mapping[str, Any] | None, result: Any) -> None:
         key = self._keys.pop(phase.name, None)
         if key is None:
             return

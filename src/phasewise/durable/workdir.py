@@ -10,17 +10,22 @@
       _lock                       flock'd while a run uses the directory
       <phase>/                    a phase's own folder
 
-The lock is an ``flock`` on ``_lock``: the kernel releases it when the process holding
-it ends in any way, so a lock left by a killed run is taken over without a question,
-and two runs racing for it cannot both win. The file names the process that holds it.
+The lock is a POSIX record lock (``lockf``) on ``_lock``: the kernel releases it when
+the process holding it ends in any way, so a lock left by a killed run is taken over
+without a question, and two runs racing for it cannot both win. Unlike ``flock``, it is
+not shared with forked children (a process pool's workers outliving a killed run do not
+keep the directory locked). Such locks do not keep a process from itself, so this
+process's own locks are also kept in ``_held``. The file names the process that holds it.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -77,27 +82,41 @@ class Workdir:
     def lock(self) -> None:
         """Take the directory for this process, or raise ``WorkdirLocked`` naming the
         process that has it."""
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise WorkdirLocked(f"work directory {self.path} is in use by {holder}; wait "
-                                "for that run to end, or pass another --workdir") from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        who = {"pid": os.getpid(), "since": time.time(), "command": " ".join(sys.argv)}
-        os.pwrite(fd, json.dumps(who).encode(), 0)
-        self._lock_fd = fd
+        key = str(self.lock_file)
+        with _held_lock:
+            if key in _held:  # this process has it (a second open and close would free it)
+                raise WorkdirLocked(f"work directory {self.path} is in use by "
+                                    f"{_read_holder(_held[key])}; wait for that run to end, "
+                                    "or pass another --workdir")
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    os.close(fd)
+                    raise
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise WorkdirLocked(f"work directory {self.path} is in use by {holder}; "
+                                    "wait for that run to end, or pass another --workdir"
+                                    ) from None
+            os.ftruncate(fd, 0)
+            who = {"pid": os.getpid(), "since": time.time(), "command": " ".join(sys.argv)}
+            os.pwrite(fd, json.dumps(who).encode(), 0)
+            _held[key] = fd
+            self._lock_fd = fd
 
     def unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
-            os.ftruncate(fd, 0)
-            os.close(fd)  # releases the flock
+            with _held_lock:
+                _held.pop(str(self.lock_file), None)
+                os.ftruncate(fd, 0)
+                os.close(fd)  # releases the lock
+
+
+_held: dict[str, int] = {}  # lock file -> fd, for the locks this process holds
+_held_lock = threading.Lock()
 
 
 def _read_holder(fd: int) -> str:

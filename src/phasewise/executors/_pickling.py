@@ -1,10 +1,10 @@
 """Pickling a task for another process, and saying what would not pickle; pickling its
 result on the way back.
 
-The handler and the context are pickled separately: a handler's bytes are kept per
-handler object (``core.task.pickled_handler``: 2,000 phases sharing one handler, and
-the run's check that it pickles, pickle it once), and workers cache the unpickled
-handler per bytes in turn. Functions from ``__main__`` or from a
+The handler and its arguments (context, params, workdir) are pickled separately: a
+handler's bytes are kept per handler object (``core.task.pickled_handler``: 2,000 phases
+sharing one handler, and the run's check that it pickles, pickle it once), and workers
+cache the unpickled handler per bytes in turn. Functions from ``__main__`` or from a
 ``phasewise run`` target are pickled by value, which is the expensive case.
 
 A result is pickled with protocol 5, its large buffers out-of-band (PEP 574): a numpy
@@ -15,6 +15,7 @@ into the memory the unpickled array then uses (see ``phasewise.core.wire``).
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 from phasewise.core import wire
@@ -25,26 +26,37 @@ from phasewise.core.task import dumps as _dumps
 __all__ = ["dump_result", "load_result", "pickle_task", "run_frame"]
 
 def pickle_task(task: Task) -> tuple[bytes, bytes] | SerializationError:
-    """``(handler bytes, context bytes)`` — empty context bytes for "no context" — or an
+    """``(handler bytes, arguments bytes)`` — empty arguments bytes for "none" — or an
     error naming the phase and the object that would not pickle."""
     try:
         handler = pickled_handler(task.handler)
     except Exception as exc:
         return _error(task, f"handler {task.handler!r}", exc)
-    if task.context is None:
+    arguments = task.arguments
+    if not arguments:
         return handler, b""
     try:
-        return handler, _dumps(task.context)
+        return handler, _dumps(arguments)
     except Exception as exc:
-        culprit = "context"
-        for key, value in task.context.items():
+        return _error(task, _culprit(arguments), exc)
+
+
+def _culprit(arguments: dict[str, object]) -> str:
+    """Which of a task's arguments would not pickle, in words."""
+    context = arguments.get("context")
+    if isinstance(context, Mapping):
+        for key, value in context.items():
             try:
                 _dumps(value)
             except Exception:
                 kind = type(value).__name__
-                culprit = f"context[{key!r}] (the result of phase {key!r}, a {kind})"
-                break
-        return _error(task, culprit, exc)
+                return f"context[{key!r}] (the result of phase {key!r}, a {kind})"
+    for name, value in arguments.items():
+        try:
+            _dumps(value)
+        except Exception:
+            return name
+    return "arguments"
 
 
 def run_frame(task: Task) -> bytes | SerializationError:

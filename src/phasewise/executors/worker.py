@@ -214,7 +214,7 @@ def run_payload(payload: bytes | bytearray | memoryview | wire.Run,
     ``wire.Run`` it decodes instead, and applies each ``Prepare`` itself
     (``bootstrap.apply``), as ``serve`` does.
 
-    The handler and its context are unpickled under ``bootstrap.unpickling`` (a module
+    The handler and its arguments are unpickled under ``bootstrap.unpickling`` (a module
     that starts a pipeline when imported is refused), and the handler is called. If the
     Run asks for capture, whatever is written to file descriptors 1 and 2 while it runs
     — C extensions and child processes included — reaches ``emit`` as ``wire.Log``
@@ -242,7 +242,7 @@ def run_payload(payload: bytes | bytearray | memoryview | wire.Run,
     try:
         with bootstrap.unpickling(message.phase):
             handler = _load_handler(message.handler)
-            context = cloudpickle.loads(message.context) if message.context else None
+            arguments = cloudpickle.loads(message.arguments) if message.arguments else None
     except BootstrapError as exc:  # the handler's module starts a pipeline when imported
         return wire.Error("BootstrapError", exc.detail, "")
     except BaseException as exc:
@@ -252,9 +252,9 @@ def run_payload(payload: bytes | bytearray | memoryview | wire.Run,
     try:
         if message.capture:
             with _capture_lock, FdCapture(emit):
-                result = call_handler(handler, context)
+                result = call_handler(handler, arguments)
         else:
-            result = call_handler(handler, context)
+            result = call_handler(handler, arguments)
     except BootstrapError as exc:  # a pipeline the handler started refused to start
         return wire.Error("BootstrapError", exc.detail, handler_traceback(exc))
     except BaseException as exc:
