@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phasewise.core import wire
+from phasewise.core import framing, wire
 from phasewise.core.errors import PhasewiseError, WireError
 
 EXAMPLES: list[wire.Message] = [
@@ -125,7 +125,7 @@ def test_frame_reader_returns_exactly_the_frames_for_any_chunking(
     stream = b"".join(wire.encode(m) for m in messages)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=30)))
     chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     bodies: list[bytes] = []
     for chunk in chunks:
         bodies.extend(reader.feed(chunk))
@@ -135,25 +135,25 @@ def test_frame_reader_returns_exactly_the_frames_for_any_chunking(
 
 def test_frame_reader_byte_by_byte() -> None:
     stream = b"".join(wire.encode(m) for m in EXAMPLES)
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     bodies = [body for i in range(len(stream)) for body in reader.feed(stream[i : i + 1])]
     assert [wire.decode(b) for b in bodies] == EXAMPLES
 
 
 def test_frame_reader_many_frames_in_one_chunk() -> None:
     stream = b"".join(wire.encode(m) for m in EXAMPLES)
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     assert [wire.decode(b) for b in reader.feed(stream)] == EXAMPLES
 
 
 def test_frame_reader_empty_chunk_returns_nothing() -> None:
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     assert reader.feed(b"") == []
     assert reader.pending == 0
 
 
 def test_a_zero_length_frame_is_one_empty_body() -> None:
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     assert reader.feed(b"\x00\x00\x00\x00") == [b""]
     assert reader.pending == 0
 
@@ -162,7 +162,7 @@ def test_a_zero_length_frame_is_one_empty_body() -> None:
 def test_pending_after_a_truncated_frame(keep: int) -> None:
     whole = wire.encode(wire.Result(b"payload"))
     truncated = whole[:keep]
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     assert reader.feed(wire.encode(wire.Result(b"first")) + truncated) == [
         _body(wire.encode(wire.Result(b"first")))
     ]
@@ -174,7 +174,7 @@ def test_pending_after_a_truncated_frame(keep: int) -> None:
 
 
 def test_frame_reader_returns_bytes_not_views_into_its_buffer() -> None:
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     first = reader.feed(wire.encode(wire.Result(b"aaaa")))
     reader.feed(wire.encode(wire.Result(b"bbbb")))
     assert isinstance(first[0], bytes)
@@ -182,8 +182,8 @@ def test_frame_reader_returns_bytes_not_views_into_its_buffer() -> None:
 
 
 def test_frame_reader_hands_out_a_large_body_as_a_bytearray_of_its_own() -> None:
-    message = wire.Log("stdout", ["x" * wire.LARGE_FRAME], 1.0)
-    reader = wire.FrameReader()
+    message = wire.Log("stdout", ["x" * framing.LARGE_FRAME], 1.0)
+    reader = framing.FrameReader()
     (body,) = reader.feed(wire.encode(message))
     assert isinstance(body, bytearray)
     assert wire.decode(body) == message
@@ -191,7 +191,7 @@ def test_frame_reader_hands_out_a_large_body_as_a_bytearray_of_its_own() -> None
 
 def test_frame_reader_allocates_only_as_bytes_arrive() -> None:
     """A header announcing 4 GB (garbage, say) costs nothing until the bytes come."""
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     tracemalloc.start()
     try:
         assert reader.feed(struct.pack(">I", wire.MAX_FRAME) + b"x" * 1000) == []
@@ -225,38 +225,38 @@ def _same(received: wire.Message, sent: wire.Message) -> bool:
 
 @pytest.mark.parametrize("message", [
     *EXAMPLES,
-    wire.Result(b"p" * (wire.LARGE_FRAME - 1)),
-    wire.Log("stdout", ["x" * wire.LARGE_FRAME], 1.0),
+    wire.Result(b"p" * (framing.LARGE_FRAME - 1)),
+    wire.Log("stdout", ["x" * framing.LARGE_FRAME], 1.0),
 ], ids=lambda m: type(m).__name__)
 def test_encode_parts_sends_small_results_and_other_messages_whole(message: wire.Message) -> None:
-    assert wire.encode_parts(message) == [wire.encode(message)]
+    assert framing.encode_parts(message) == [wire.encode(message)]
 
 
 def test_encode_parts_sends_buffers_themselves_not_copies() -> None:
-    first, second = bytearray(_pattern(wire.LARGE_FRAME)), bytearray(_pattern(100_000, 1))
-    parts = wire.encode_parts(wire.Result(b"pickle", (first, second)))
+    first, second = bytearray(_pattern(framing.LARGE_FRAME)), bytearray(_pattern(100_000, 1))
+    parts = framing.encode_parts(wire.Result(b"pickle", (first, second)))
     views = [p for p in parts if isinstance(p, memoryview)]
     assert [view.obj for view in views[1:]] == [first, second]
 
 
 @pytest.mark.parametrize("message", [
-    wire.Result(_pattern(wire.LARGE_FRAME)),  # a large pickle alone
+    wire.Result(_pattern(framing.LARGE_FRAME)),  # a large pickle alone
     wire.Result(b"\x80\x05N.", (_pattern(300_000),)),
     wire.Result(b"\x80\x05N.", (_pattern(70_000), b"", b"tiny", _pattern(1 << 20, 7))),
-    wire.Result(_pattern(200_000), tuple(_pattern(wire.LARGE_FRAME, i) for i in range(20))),
+    wire.Result(_pattern(200_000), tuple(_pattern(framing.LARGE_FRAME, i) for i in range(20))),
 ], ids=["large-pickle", "one-buffer", "mixed-buffers", "many-buffers"])
 def test_a_result_in_blocks_comes_back_whole(message: wire.Result) -> None:
-    parts = wire.encode_parts(message)
+    parts = framing.encode_parts(message)
     assert len(parts) > 1
-    reader = wire.MessageReader()
+    reader = framing.MessageReader()
     (received,) = reader.feed(_join(parts))
     assert _same(received, message)
     assert reader.pending == 0
 
 
 def test_received_buffers_are_writable_and_share_no_memory() -> None:
-    message = wire.Result(b"x", (_pattern(wire.LARGE_FRAME), b"small", _pattern(100_000)))
-    (received,) = wire.MessageReader().feed(_join(wire.encode_parts(message)))
+    message = wire.Result(b"x", (_pattern(framing.LARGE_FRAME), b"small", _pattern(100_000)))
+    (received,) = framing.MessageReader().feed(_join(framing.encode_parts(message)))
     assert isinstance(received, wire.Result)
     buffers = [memoryview(b) for b in received.buffers]
     assert not any(b.readonly for b in buffers)
@@ -266,9 +266,10 @@ def test_received_buffers_are_writable_and_share_no_memory() -> None:
 
 
 def test_a_very_large_block_comes_back_whole_and_writable() -> None:
-    """40 MB: memory the reader maps itself, rather than malloc's (see wire._allocate)."""
+    """40 MB: memory the reader maps itself, rather than malloc's (see framing._allocate)."""
     block = _pattern(40 << 20)
-    (received,) = wire.MessageReader().feed(_join(wire.encode_parts(wire.Result(b"x", (block,)))))
+    parts = framing.encode_parts(wire.Result(b"x", (block,)))
+    (received,) = framing.MessageReader().feed(_join(parts))
     assert isinstance(received, wire.Result)
     (buffer,) = received.buffers
     assert buffer == block
@@ -279,10 +280,10 @@ def test_a_very_large_block_comes_back_whole_and_writable() -> None:
 
 def test_a_large_block_is_read_in_place() -> None:
     """Once its header is in, the whole rest of a large block is offered to one read."""
-    size = 3 * wire.FrameReader.SIZE
-    parts = wire.encode_parts(wire.Result(b"x", (_pattern(size),)))
+    size = 3 * framing.FrameReader.SIZE
+    parts = framing.encode_parts(wire.Result(b"x", (_pattern(size),)))
     stream = _join(parts)
-    reader = wire.MessageReader()
+    reader = framing.MessageReader()
     before_block = len(stream) - size
     assert list(reader.feed(stream[: before_block + 10])) == []
     target = reader.buffer()
@@ -295,7 +296,8 @@ def test_a_large_block_is_read_in_place() -> None:
 _large_or_small = st.one_of(
     _messages,
     st.builds(lambda n, k, seed: wire.Result(
-        _pattern(n, seed), tuple(_pattern(wire.LARGE_FRAME + 97 * i, seed + i) for i in range(k))),
+        _pattern(n, seed),
+        tuple(_pattern(framing.LARGE_FRAME + 97 * i, seed + i) for i in range(k))),
         st.integers(0, 100_000), st.integers(0, 3), st.integers(0, 250)),
 )
 
@@ -305,8 +307,8 @@ _large_or_small = st.one_of(
 def test_message_reader_returns_exactly_the_messages_for_any_reads(
     messages: list[wire.Message], data: st.DataObject
 ) -> None:
-    stream = b"".join(_join(wire.encode_parts(m)) for m in messages)
-    reader, received, at = wire.MessageReader(), [], 0
+    stream = b"".join(_join(framing.encode_parts(m)) for m in messages)
+    reader, received, at = framing.MessageReader(), [], 0
     while at < len(stream):
         target = reader.buffer()
         n = min(len(target), len(stream) - at, data.draw(st.sampled_from([1, 5, 4096, 1 << 20])))
@@ -319,25 +321,25 @@ def test_message_reader_returns_exactly_the_messages_for_any_reads(
 
 
 def test_a_block_of_the_wrong_size_is_a_malformed_frame() -> None:
-    parts = wire.encode_parts(wire.Result(b"x", (_pattern(wire.LARGE_FRAME),)))
+    parts = framing.encode_parts(wire.Result(b"x", (_pattern(framing.LARGE_FRAME),)))
     head_and_pickle = _join(parts[:3])  # [head frame, pickle's header, pickle, …]
     wrong = struct.pack(">I", 10) + b"0123456789"
     with pytest.raises(WireError, match="malformed frame"):
-        wire.MessageReader().feed(head_and_pickle + wrong)
+        framing.MessageReader().feed(head_and_pickle + wrong)
 
 
 def test_only_a_message_reader_takes_a_result_in_blocks() -> None:
-    head = wire.encode_parts(wire.Result(_pattern(wire.LARGE_FRAME)))[0]
+    head = framing.encode_parts(wire.Result(_pattern(framing.LARGE_FRAME)))[0]
     with pytest.raises(WireError, match="malformed frame"):
         wire.decode(_body(bytes(head)))
 
 
 @pytest.mark.parametrize("cut", [2, 10, 40, 5000, -1])
 def test_a_result_cut_short_is_pending_and_says_how_large_it_was(cut: int) -> None:
-    parts = wire.encode_parts(wire.Result(b"x", (_pattern(100_000),)))
+    parts = framing.encode_parts(wire.Result(b"x", (_pattern(100_000),)))
     stream, head = _join(parts), len(parts[0])
     sent = stream[:cut]
-    reader = wire.MessageReader()
+    reader = framing.MessageReader()
     assert list(reader.feed(sent)) == []
     assert reader.pending == len(sent)
     # as far as is known: the first frame's size, until it is in and announces the blocks
@@ -349,6 +351,6 @@ def test_encode_parts_refuses_a_block_over_the_frame_limit() -> None:
     huge = mmap.mmap(-1, wire.MAX_FRAME + 1, prot=mmap.PROT_READ)  # address space only
     try:
         with pytest.raises(WireError, match="more than a frame carries"):
-            wire.encode_parts(wire.Result(b"x", (memoryview(huge),)))
+            framing.encode_parts(wire.Result(b"x", (memoryview(huge),)))
     finally:
         huge.close()

@@ -145,9 +145,9 @@ def malformed_frame() -> None:
 
 def large_result_frames(size: int) -> bytes:
     """A Result with one out-of-band buffer of ``size`` bytes, as the worker sends it."""
-    from phasewise.core import wire
+    from phasewise.core import framing, wire
 
-    parts = wire.encode_parts(wire.Result(pickle.dumps(None), (bytes(size),)))
+    parts = framing.encode_parts(wire.Result(pickle.dumps(None), (bytes(size),)))
     return b"".join(bytes(part) for part in parts)
 
 

@@ -15,7 +15,7 @@ import cloudpickle
 import pytest
 
 import phasewise.executors as executors
-from phasewise.core import wire
+from phasewise.core import framing, wire
 from phasewise.core.errors import RemotePhaseError, SerializationError, WireError
 from phasewise.executors import (
     BaseExecutor,
@@ -165,13 +165,13 @@ def test_run_payload_runs_a_task_payload_and_reply_value_gives_its_value() -> No
     reply = run_payload(task.payload, print)
     assert isinstance(reply, wire.Result)
     assert reply_value(reply, "ctx", "test") == {"a": 1}
-    as_bytes = b"".join(wire.encode_parts(reply))
+    as_bytes = b"".join(framing.encode_parts(reply))
     assert reply_value(as_bytes, "ctx", "test") == {"a": 1}
 
 
 def test_a_large_result_comes_back_through_bytes_intact_and_writable() -> None:
     reply = run_payload(Task("cols", partial(handlers.make_columns, 1 << 20, 10)).payload, print)
-    value = reply_value(b"".join(wire.encode_parts(reply)), "cols", "test")
+    value = reply_value(b"".join(framing.encode_parts(reply)), "cols", "test")
     assert [bytes(c) for c in value.columns] == [
         bytes(c) for c in handlers.make_columns(1 << 20, 10).columns]
     assert not memoryview(value.columns[0]).readonly
@@ -222,7 +222,7 @@ def test_serve_runs_its_tasks_through_run_payload(monkeypatch: pytest.MonkeyPatc
     os.close(task_r)
     os.close(result_w)
     with os.fdopen(result_r, "rb") as replies:
-        messages = wire.MessageReader().feed(replies.read())
+        messages = framing.MessageReader().feed(replies.read())
     assert seen == ["one"]
     (message,) = messages
     assert isinstance(message, wire.Result)
@@ -231,14 +231,14 @@ def test_serve_runs_its_tasks_through_run_payload(monkeypatch: pytest.MonkeyPatc
 
 CAPTURING_CHILD = """
 import sys, cloudpickle
-from phasewise.core import wire
+from phasewise.core import framing, wire
 from phasewise.executors import run_payload
 
 events = []
 reply = run_payload(sys.stdin.buffer.read(), events.append)
 sys.stdout = sys.__stdout__
 out = sys.stdout.buffer
-out.write(cloudpickle.dumps((events, b"".join(wire.encode_parts(reply)))))
+out.write(cloudpickle.dumps((events, b"".join(framing.encode_parts(reply)))))
 """
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from phasewise.core import wire
+from phasewise.core import framing, wire
 from phasewise.core.task import Task
 from phasewise.executors._pickling import load_result
 from phasewise.executors._pickling import run_frame as executor_run_frame
@@ -125,7 +125,7 @@ def run_frame(phase: str, handler: Callable[..., Any], context: Any = None, *,
 
 
 def read_all(fd: int) -> list[wire.Message]:
-    reader, messages = wire.MessageReader(), []
+    reader, messages = framing.MessageReader(), []
     while True:
         chunk = os.read(fd, 1 << 16)
         if not chunk:
@@ -364,7 +364,7 @@ def test_lines_stream_while_the_handler_still_runs(child: Any, tmp_path: Path) -
     process, task_w, result_r = child(module_main=True)
     os.write(task_w, run_frame("live", partial(waits_for_file, str(release)), capture=True))
     os.close(task_w)
-    reader = wire.FrameReader()
+    reader = framing.FrameReader()
     # the handler blocks until we create the file: its line must arrive before that
     first: list[wire.Message] = []
     while not first:

@@ -110,10 +110,10 @@ class Task:
         returns a reply to send back."""
         import cloudpickle
 
-        from phasewise.core import bootstrap, wire
+        from phasewise.core import bootstrap, framing, wire
 
         run = None
-        for message in wire.MessageReader().feed(payload):
+        for message in framing.MessageReader().feed(payload):
             if isinstance(message, wire.Prepare):
                 bootstrap.apply(message)
             elif isinstance(message, wire.Run):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 
-from phasewise.core import wire
+from phasewise.core import framing
 
 __all__ = ["describe_exit", "describe_unfinished"]
 
@@ -22,7 +22,7 @@ def describe_exit(phase: str, pid: int, exitcode: int | None) -> str:
     return f"phase {phase!r}: its worker process {pid} exited with code {exitcode} before replying"
 
 
-def describe_unfinished(reader: wire.MessageReader) -> str:
+def describe_unfinished(reader: framing.MessageReader) -> str:
     """What a worker that has gone left half-sent, in words to append to ``describe_exit``
     ("" if nothing)."""
     if not reader.pending:

@@ -18,7 +18,7 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from phasewise.core import wire
+from phasewise.core import framing, wire
 from phasewise.core.errors import SerializationError
 from phasewise.core.task import Task, pickled_handler
 from phasewise.core.task import dumps as _dumps
@@ -78,7 +78,7 @@ def _error(task: Task, culprit: str, exc: BaseException) -> SerializationError:
 
 def dump_result(value: Any) -> wire.Result:
     """The Result message carrying ``value``: its pickle, and the pickle's out-of-band
-    buffers of at least ``wire.LARGE_FRAME`` bytes (smaller ones stay in the pickle, where
+    buffers of at least ``framing.LARGE_FRAME`` bytes (smaller ones stay in the pickle, where
     they cost less than a buffer of their own). The buffers are views of ``value``'s
     memory: send the message before ``value`` changes."""
     import cloudpickle
@@ -91,7 +91,7 @@ def dump_result(value: Any) -> wire.Result:
             view = buffer.raw()
         except BufferError:  # not contiguous: the pickle copies it in, as without protocol 5
             return True
-        if view.nbytes < wire.LARGE_FRAME:
+        if view.nbytes < framing.LARGE_FRAME:
             return True
         buffers.append(view)
         return False

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from phasewise.core import bootstrap, wire
+from phasewise.core import bootstrap, framing, wire
 from phasewise.core.errors import (
     ExecutorError,
     PhaseError,
@@ -98,7 +98,7 @@ class _Worker:
         self.task_conn, self.result_conn = task_conn, result_conn
         self.task_fd, self.result_fd = task_conn.fileno(), result_conn.fileno()
         self.sentinel: int = process.sentinel
-        self.reader = wire.MessageReader()
+        self.reader = framing.MessageReader()
         self.tasks: deque[_Assigned] = deque()  # in the order sent; the first one runs
         self.started_at = 0.0  # when the first one began
         self.quick = False  # whether the last task it finished was quick (see _QUICK)

@@ -2,7 +2,7 @@
 value, or into the exception that stands for its failure.
 
     worker:  reply = run_payload(payload, emit)      -> wire.Result | wire.Error
-             send it: wire.encode_parts(reply)       (frames; b"".join(...) for bytes)
+             send it: framing.encode_parts(reply)       (frames; b"".join(...) for bytes)
     parent:  value = reply_value(reply, phase, executor)   # or raises
 
 The exception follows the remote-error convention of the executor protocol: a handler
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from phasewise.core import wire
+from phasewise.core import framing, wire
 from phasewise.core.errors import BootstrapError, RemotePhaseError, SerializationError, WireError
 from phasewise.executors._pickling import load_result
 
@@ -41,8 +41,8 @@ def reply_value(reply: Reply | bytes | bytearray | memoryview, phase: str,
     """The value a worker's reply carries, or raise the exception it stands for.
 
     ``reply`` is the message ``run_payload`` returned (sent here as it is, or decoded by
-    a ``wire.MessageReader``), or the bytes of its frames (``b"".join(
-    wire.encode_parts(reply))``, as a cluster executor ships it). ``phase`` and
+    a ``framing.MessageReader``), or the bytes of its frames (``b"".join(
+    framing.encode_parts(reply))``, as a cluster executor ships it). ``phase`` and
     ``executor`` name the phase and the executor in the errors. A value that cannot be
     unpickled here raises ``SerializationError``; bytes that are not one reply,
     ``WireError``.
@@ -61,7 +61,7 @@ def reply_value(reply: Reply | bytes | bytearray | memoryview, phase: str,
 
 
 def _one_reply(data: bytes | bytearray | memoryview, phase: str) -> Reply:
-    reader = wire.MessageReader()
+    reader = framing.MessageReader()
     messages = reader.feed(data)
     if len(messages) != 1 or not isinstance(messages[0], (wire.Result, wire.Error)):
         kinds = ", ".join(type(m).__name__ for m in messages) or "nothing"

@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from phasewise.core import bootstrap, wire
+from phasewise.core import bootstrap, framing, wire
 from phasewise.core.errors import ExecutorError, SerializationError, WireError, WorkerDied
 from phasewise.core.task import Task
 from phasewise.executors._exits import describe_exit, describe_unfinished
@@ -171,7 +171,7 @@ class SubprocessExecutor(BaseExecutor):
                       emit: Callable[[Any], None]) -> tuple[Any, str]:
         """The child's reply (or the WireError its frames earned), read to EOF, and what
         it left half-sent, in words."""
-        reader, reply = wire.MessageReader(), None
+        reader, reply = framing.MessageReader(), None
         while True:
             n = os.readv(fd, [reader.buffer()])
             if not n:

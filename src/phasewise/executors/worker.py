@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from phasewise.core import bootstrap, wire
+from phasewise.core import bootstrap, framing, wire
 from phasewise.core.errors import BootstrapError, WireError
 from phasewise.executors._pickling import dump_result  # here: preloaded in the forkserver
 from phasewise.executors._syscalls import write_all
@@ -54,7 +54,7 @@ _READ = 64 * 1024
 class FrameWriter:
     """Writes whole frames to a file descriptor; safe to share between threads.
 
-    A large Result goes out in blocks (``wire.encode_parts``), written straight from the
+    A large Result goes out in blocks (``framing.encode_parts``), written straight from the
     memory of the value it carries."""
 
     def __init__(self, fd: int) -> None:
@@ -64,7 +64,7 @@ class FrameWriter:
     def send(self, message: wire.Message) -> None:
         """Write ``message``: one frame, or a Result's blocks, not interleaved with any other
         message; ``WireError``, and nothing written, if it is too large for the wire."""
-        parts = wire.encode_parts(message)
+        parts = framing.encode_parts(message)
         with self._lock:
             if len(parts) == 1:
                 write_all(self._fd, parts[0])
@@ -229,7 +229,7 @@ def run_payload(payload: bytes | bytearray | memoryview | wire.Run,
     ``buffers`` are views of the value's own memory: send it before anything changes the
     value), or ``wire.Error``: the handler raised (any exception, BaseExceptions
     included: type, message, and the traceback from the handler's frame down), or the
-    task or its result would not pickle. Send it with ``wire.encode_parts(reply)``; the
+    task or its result would not pickle. Send it with ``framing.encode_parts(reply)``; the
     parent turns it into the value or the right exception with
     ``phasewise.executors.reply_value``. Raises only if ``payload`` holds no Run
     (``ValueError``) or is malformed (``WireError``).
@@ -270,7 +270,7 @@ def run_payload(payload: bytes | bytearray | memoryview | wire.Run,
 def _read_payload(payload: bytes | bytearray | memoryview) -> wire.Run:
     """Apply a payload's Prepare frames; its Run."""
     run = None
-    for message in wire.MessageReader().feed(payload):
+    for message in framing.MessageReader().feed(payload):
         if isinstance(message, wire.Prepare):
             bootstrap.apply(message)
         elif isinstance(message, wire.Run):
@@ -283,7 +283,7 @@ def _read_payload(payload: bytes | bytearray | memoryview) -> wire.Run:
 def serve(read_fd: int, write_fd: int) -> None:
     """Run tasks read from ``read_fd`` until it reaches EOF, or until the parent has gone
     (its end of the result pipe closed): either way there is no one left to answer."""
-    reader, writer = wire.MessageReader(), FrameWriter(write_fd)
+    reader, writer = framing.MessageReader(), FrameWriter(write_fd)
     try:
         while True:
             n = os.readv(read_fd, [reader.buffer()])
