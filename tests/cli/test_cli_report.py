@@ -17,6 +17,7 @@ from phasewise.cli.report import (
     format_summary,
     format_table,
     json_document,
+    short_duration,
 )
 from phasewise.core import actions as A
 
@@ -37,8 +38,7 @@ def _reporting_store(show_logs: bool = True) -> tuple[Store, ProgressReporter, i
 
 
 def _messages(out: io.StringIO) -> list[str]:
-    """Lines without their ``[  t.tts] `` time prefix."""
-    return [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+    return out.getvalue().splitlines()
 
 
 def test_one_line_per_transition_and_per_log_line() -> None:
@@ -57,14 +57,43 @@ def test_one_line_per_transition_and_per_log_line() -> None:
     ):
         store.dispatch(action)
     assert _messages(out) == [
-        "start     a",
+        "[1/2] a...",
         "a | out line",
         "a ! err line",
-        "retry     a: E: x; attempt 2 of 3 follows",
-        "start     a (attempt 2)",
-        "done      a in 0.25s",
-        "FAILED    b after 0.00s: ValueError: no",
+        "[RETRY] a: E: x; attempt 2 of 3 follows",
+        "[1/2] a... (attempt 2)",  # the same phase: the same number
+        "[FAIL] b: ValueError: no",
     ]
+
+
+def test_start_lines_count_started_phases_and_show_labels() -> None:
+    pipeline = Pipeline("l", Phase("pre", _noop, label="Preprocessing"),
+                        Phase("post", _noop, depends_on="pre"))
+    out = io.StringIO()
+    store = Store(pipeline.build_reducer())
+    ProgressReporter(out, labels={p.name: p.label for p in pipeline.phases}).attach(store)
+    store.dispatch(Action(A.PHASE_START, {"name": "post", "attempt": 1}))
+    store.dispatch(Action(A.PHASE_COMPLETE, {"name": "pre", "result": 1, "cached": True}))
+    assert _messages(out) == ["[1/2] post...", "[2/2] Preprocessing... cached"]
+
+
+def test_quiet_writes_nothing() -> None:
+    out = io.StringIO()
+    store = Store(PIPELINE.build_reducer())
+    reporter = ProgressReporter(out, opening=("phasewise: running 'r'",), quiet=True)
+    reporter.attach(store)
+    store.dispatch(Action(A.PIPELINE_START, 1.0))
+    store.dispatch(Action(A.PHASE_START, {"name": "a", "attempt": 1}))
+    store.dispatch(Action(A.PHASE_LOG, {"name": "a", "line": "x", "stream": "stdout"}))
+    store.dispatch(Action(A.PHASE_FAILED, {"name": "a", "error": "E"}))
+    assert out.getvalue() == ""
+
+
+def test_resumed_phases_are_noted() -> None:
+    store, reporter, out = _reporting_store()
+    store.dispatch(Action(A.PHASE_COMPLETE, {"name": "a", "result": 1, "resumed": True}))
+    assert reporter.resumed == {"a"}
+    assert _messages(out) == ["[1/2] a... kept from the last run"]
 
 
 def test_logs_hidden_when_not_capturing_and_unknown_phases_ignored() -> None:
@@ -72,9 +101,13 @@ def test_logs_hidden_when_not_capturing_and_unknown_phases_ignored() -> None:
     store.dispatch(Action(A.PHASE_LOG, {"name": "a", "line": "x", "stream": "stdout"}))
     with contextlib.suppress(ValueError):  # the reducer may refuse a phase it does not know
         store.dispatch(Action(A.PHASE_START, {"name": "ghost", "attempt": 1}))
+    store.dispatch(Action(A.PHASE_LOG, {"name": "a", "line": "warning: thin", "stream": "stderr"}))
+    store.dispatch(Action(A.PHASE_START, {"name": "b", "attempt": 1}))
     store.dispatch(Action(A.PHASE_SKIPPED, {"name": "b", "error": "KeyError: k"}))
     store.dispatch(Action(A.PHASE_CANCELLED, {"name": "a", "reason": "not started"}))
-    assert _messages(out) == ["skipped   b: KeyError: k", "cancelled a: not started"]
+    # phasewise's own warnings are shown even without capture; a cancelled phase that
+    # never started has no line (the summary lists it)
+    assert _messages(out) == ["a ! warning: thin", "[1/2] b...", "[SKIP] b: KeyError: k"]
 
 
 def test_a_phase_action_may_carry_the_name_alone() -> None:
@@ -84,7 +117,8 @@ def test_a_phase_action_may_carry_the_name_alone() -> None:
         store.dispatch(Action(A.PHASE_COMPLETE, "a"))
     except (TypeError, ValueError, AttributeError):
         pytest.skip("this reducer takes dict payloads only")
-    assert _messages(out)[1].startswith("done      a in ")
+    assert _messages(out) == ["[1/2] a..."]  # a completion adds no line
+    assert store.state.phase("a").status == "completed"
 
 
 def test_dispatch_from_an_earlier_listener_loses_and_repeats_nothing() -> None:
@@ -101,7 +135,7 @@ def test_dispatch_from_an_earlier_listener_loses_and_repeats_nothing() -> None:
     reporter.attach(store)
     store.dispatch(Action(A.PHASE_START, {"name": "a", "attempt": 1}))
     # the nested dispatch is reported first, inside the outer one: each exactly once
-    assert sorted(_messages(out)) == ["start     a", "start     b"]
+    assert _messages(out) == ["[1/2] b...", "[2/2] a..."]  # numbered as written
 
 
 def test_format_table_aligns_columns() -> None:
@@ -124,9 +158,9 @@ def test_summary_has_a_row_per_phase_and_failed_tracebacks() -> None:
         state = reducer(state, action)
     text = format_summary(state)
     assert text.startswith("pipeline 'r' failed in 2.00s (1 failed, 1 cancelled)")
-    rows = [line.split() for line in text.splitlines()]
-    assert ["a", "failed", "1.50s", "1", "ValueError:", "bad"] in rows
-    assert ["b", "cancelled", "0.00s", "0", "not", "started"] in rows  # it never started
+    lines = text.splitlines()
+    assert "  [FAIL]      a  (1.5s)  ValueError: bad" in lines  # names padded to a column
+    assert "  [CANCELLED] b  not started" in lines  # it never started: no duration
     assert "phase 'a' failed: ValueError: bad" in text
     assert "Traceback (most recent call last):\n  boom" in text
     assert "interrupted" in format_summary(state, interrupted=True).splitlines()[0]
@@ -142,7 +176,7 @@ def test_the_run_starts_with_the_opening_lines() -> None:
     store.dispatch(Action(A.PIPELINE_START, 2.0))  # written once
     lines = out.getvalue().splitlines()
     assert lines[:2] == ["phasewise: running 'r'", "a warning"]
-    assert [line.split("] ", 1)[1] for line in lines[2:]] == ["start     a"]
+    assert lines[2:] == ["[1/2] a..."]
 
 
 def _cancelled_run(reducer: Any) -> Any:
@@ -170,10 +204,8 @@ def test_attempts_count_the_starts() -> None:
 
 
 def _summary_names(text: str) -> list[str]:
-    """The phase column of a summary: the rows under the dashed rule."""
-    lines = text.splitlines()
-    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
-    return [line.split()[0] for line in lines[rule + 1:] if line.strip()]
+    """The phase names of a summary's ``  [TAG] name ...`` lines."""
+    return [line.split()[1] for line in text.splitlines() if line.startswith("  [")]
 
 
 def test_summary_follows_the_order_it_is_given() -> None:
@@ -197,3 +229,73 @@ def test_json_document_keeps_json_values_and_reprs_the_rest() -> None:
     assert doc["results"]["b"] == repr(object)
     assert doc["results"]["c"] == "nan"
     assert doc["results"]["d"] is None
+
+
+def _run_state(pipeline: Pipeline, actions: list[Action]) -> Any:
+    reducer = pipeline.build_reducer()
+    state = reducer(None, Action(A.INIT))
+    for action in actions:
+        state = reducer(state, action)
+    return state
+
+
+def test_summary_marks_every_outcome_and_shows_warnings_under_their_phase() -> None:
+    pipeline = Pipeline("s", Phase("ok", _noop), Phase("cached", _noop),
+                        Phase("skipped", _noop), Phase("when", _noop), Phase("retried", _noop),
+                        Phase("kept", _noop))
+    state = _run_state(pipeline, [
+        Action(A.PIPELINE_START, 1.0),
+        Action(A.PHASE_START, {"name": "ok", "attempt": 1, "timestamp": 1.0}),
+        Action(A.PHASE_LOG, {"name": "ok", "line": "warning: 3 pages lack a title",
+                             "stream": "stderr"}),
+        Action(A.PHASE_LOG, {"name": "ok", "line": "warning: not ours", "stream": "stdout"}),
+        Action(A.PHASE_COMPLETE, {"name": "ok", "result": 1, "timestamp": 2.25}),
+        Action(A.PHASE_COMPLETE, {"name": "cached", "result": 1, "cached": True,
+                                  "timestamp": 2.3}),
+        Action(A.PHASE_START, {"name": "skipped", "attempt": 1, "timestamp": 2.3}),
+        Action(A.PHASE_SKIPPED, {"name": "skipped", "error": "KeyError: 'k'",
+                                 "timestamp": 2.4}),
+        Action(A.PHASE_SKIPPED, {"name": "when", "error": "condition not met",
+                                 "timestamp": 2.4}),
+        Action(A.PHASE_START, {"name": "retried", "attempt": 1, "timestamp": 2.4}),
+        Action(A.PHASE_RETRY, {"name": "retried", "attempt": 2, "error": "E",
+                               "timestamp": 2.5}),
+        Action(A.PHASE_START, {"name": "retried", "attempt": 2, "timestamp": 2.5}),
+        Action(A.PHASE_COMPLETE, {"name": "retried", "result": 1, "timestamp": 2.6}),
+        Action(A.PHASE_COMPLETE, {"name": "kept", "result": 1, "resumed": True,
+                                  "timestamp": 2.6}),
+        Action(A.PIPELINE_COMPLETE, {"timestamp": 3.0}),
+    ])
+    lines = format_summary(state, resumed={"kept"}).splitlines()
+    assert lines[2:] == [
+        "  [OK]     ok       (1.2s)",
+        "           warning: 3 pages lack a title",
+        "  [CACHED] cached   (0.00s)",
+        "  [SKIP]   skipped  (0.10s)  KeyError: 'k'",
+        "  [SKIP]   when     condition not met",
+        "  [OK]     retried  (0.10s, 2 attempts)",
+        "  [OK]     kept     (kept from the last run)",
+    ]
+
+
+def test_failures_only_keeps_the_failed_phases_and_their_tracebacks() -> None:
+    state = _run_state(PIPELINE, [
+        Action(A.PIPELINE_START, 1.0),
+        Action(A.PHASE_START, {"name": "a", "attempt": 1, "timestamp": 1.0}),
+        Action(A.PHASE_COMPLETE, {"name": "a", "result": 1, "timestamp": 1.5}),
+        Action(A.PHASE_START, {"name": "b", "attempt": 1, "timestamp": 1.5}),
+        Action(A.PHASE_FAILED, {"name": "b", "error": "E: x", "traceback": "TB here\n",
+                                "timestamp": 2.0}),
+        Action(A.PIPELINE_COMPLETE, {"timestamp": 2.0}),
+    ])
+    text = format_summary(state, failures_only=True)
+    assert [line for line in text.splitlines() if line.startswith("  [")] == [
+        "  [FAIL] b  (0.50s)  E: x"]
+    assert "TB here" in text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0.0, "0.00s"), (0.042, "0.04s"),
+                                               (1.24, "1.2s"), (59.9, "59.9s"),
+                                               (125.4, "2m05s")])
+def test_short_duration(seconds: float, text: str) -> None:
+    assert short_duration(seconds) == text
