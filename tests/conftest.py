@@ -23,6 +23,15 @@ settings.register_profile(
 settings.load_profile("phasewise")
 
 
+@pytest.fixture(autouse=True)
+def _private_signing_key(tmp_path_factory: pytest.TempPathFactory,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results and cache entries are signed with a per-user key: tests (and the
+    processes they start, which inherit the variable) use one of their own, never the
+    real ~/.config/phasewise/key."""
+    monkeypatch.setenv("PHASEWISE_KEY_FILE", str(tmp_path_factory.mktemp("key") / "key"))
+
+
 @pytest.fixture
 def recording_store() -> Callable[[Pipeline], tuple[Store, list[Action]]]:
     """``make(pipeline) -> (store, actions)``: a Store whose every action is recorded.

@@ -36,7 +36,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from phasewise.core import wire
+from phasewise.core import framing, wire
 from phasewise.core.errors import BootstrapError
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "check_can_start_processes",
     "describe_unpickling_error",
     "prepare_message",
+    "prepared_run",
     "unpickling",
     "worker_depth",
 ]
@@ -97,6 +98,20 @@ def apply(message: wire.Prepare) -> None:
         wanted = [entry for entry in wanted if entry not in theirs]
     taken = set(wanted)
     sys.path[:] = wanted + [entry for entry in sys.path if entry not in taken]
+
+
+def prepared_run(payload: bytes | bytearray | memoryview) -> wire.Run:
+    """Apply the Prepare frames of a task's payload (``Task.payload``); return its Run
+    (``ValueError`` if it holds none)."""
+    run = None
+    for message in framing.MessageReader().feed(payload):
+        if isinstance(message, wire.Prepare):
+            apply(message)
+        elif isinstance(message, wire.Run):
+            run = message
+    if run is None:
+        raise ValueError("not a task payload: it holds no wire.Run frame")
+    return run
 
 
 @contextmanager

@@ -110,16 +110,9 @@ class Task:
         returns a reply to send back."""
         import cloudpickle
 
-        from phasewise.core import bootstrap, framing, wire
+        from phasewise.core import bootstrap
 
-        run = None
-        for message in framing.MessageReader().feed(payload):
-            if isinstance(message, wire.Prepare):
-                bootstrap.apply(message)
-            elif isinstance(message, wire.Run):
-                run = message
-        if run is None:
-            raise ValueError("not a task payload: it holds no Run message")
+        run = bootstrap.prepared_run(payload)
         with bootstrap.unpickling(run.phase):
             handler = cloudpickle.loads(run.handler)
             arguments = cloudpickle.loads(run.arguments) if run.arguments else None

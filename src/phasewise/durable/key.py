@@ -35,11 +35,34 @@ def key_path() -> Path:
 
 
 _keys: dict[str, tuple[tuple[int, ...], bytes]] = {}
+_paths: dict[tuple[str | None, str | None], str] = {}
 
 
 def signing_key() -> bytes:
     """The key, read once per key file (again, with its checks, when the file or the
-    directory holding it changes owner or mode), made if missing."""
+    directory holding it changes owner or mode), made if missing. Cheap when nothing
+    changed: two ``stat`` calls, since a run signs a result per phase."""
+    where = (os.environ.get(KEY_ENV), os.environ.get("XDG_CONFIG_HOME"))
+    path = _paths.get(where)
+    if path is None:
+        path = _paths[where] = str(key_path())
+    known = _keys.get(path)
+    if known is not None:
+        try:
+            if _signature(path) == known[0]:
+                return known[1]
+        except OSError:
+            pass
+    return _checked_key()
+
+
+def _signature(path: str) -> tuple[int, ...]:
+    info, holder = os.stat(path), os.stat(os.path.dirname(path))
+    return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_mode, info.st_uid,
+            holder.st_mode, holder.st_uid)
+
+
+def _checked_key() -> bytes:
     path = key_path()
     try:
         info = os.stat(path)

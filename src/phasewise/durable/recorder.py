@@ -27,7 +27,7 @@ from phasewise.durable.workdir import Workdir
 
 __all__ = ["SNAPSHOT_EVERY", "Recorder"]
 
-SNAPSHOT_EVERY = 0.25
+SNAPSHOT_EVERY = 0.5
 """Seconds between two snapshots at most while transitions happen (and one at the end)."""
 
 _STATUS = {

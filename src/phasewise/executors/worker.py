@@ -238,7 +238,7 @@ def run_payload(payload: bytes | bytearray | memoryview | wire.Run,
 
     from phasewise.core.task import call_handler, handler_traceback
 
-    message = payload if isinstance(payload, wire.Run) else _read_payload(payload)
+    message = payload if isinstance(payload, wire.Run) else bootstrap.prepared_run(payload)
     try:
         with bootstrap.unpickling(message.phase):
             handler = _load_handler(message.handler)
@@ -265,19 +265,6 @@ def run_payload(payload: bytes | bytearray | memoryview | wire.Run,
         return wire.Error("SerializationError",
                           f"the result of phase {message.phase!r} ({type(result).__name__}) "
                           f"cannot be pickled: {type(exc).__name__}: {exc}", "")
-
-
-def _read_payload(payload: bytes | bytearray | memoryview) -> wire.Run:
-    """Apply a payload's Prepare frames; its Run."""
-    run = None
-    for message in framing.MessageReader().feed(payload):
-        if isinstance(message, wire.Prepare):
-            bootstrap.apply(message)
-        elif isinstance(message, wire.Run):
-            run = message
-    if run is None:
-        raise ValueError("not a task payload: it holds no wire.Run frame")
-    return run
 
 
 def serve(read_fd: int, write_fd: int) -> None:
