@@ -441,3 +441,51 @@ def test_a_cached_phase_is_not_run_again_until_its_code_or_the_flag_says(
     run()
     time.sleep(0.6)  # past the time to live: the entry no longer counts
     assert run()["phases"][0]["cached"] is False
+
+
+def big(log: str) -> bytes:
+    append(log, "big")
+    return b"x" * (1 << 20)  # large: kept in a file of its own
+
+
+def test_a_result_the_disk_cannot_take_warns_and_runs_again_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    from functools import partial
+
+    from phasewise.durable import signing
+
+    log, workdir = tmp_path / "log", tmp_path / "work"
+    pipeline = Pipeline("full", Phase("big", partial(big, str(log))),
+                        Phase("small", partial(counted, str(log), "small", 1)))
+
+    def disk_full(path, value, meta=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(signing, "write_signed", disk_full)
+        with pytest.warns(PhasewiseWarning, match="No space left on device"):
+            first = pipeline.run(executor="inline", workdir=workdir)
+    assert first.ok
+    ledger = load_ledger(Workdir(workdir))
+    assert ledger.phases["big"]["result"] is None  # recorded completed, result not kept
+    again = pipeline.run(executor="inline", workdir=workdir, resume=True)
+    assert again.ok and again.results["big"] == b"x" * (1 << 20)
+    assert _count(log) == {"big": 2, "small": 1}
+
+
+def test_a_tampered_result_is_refused_and_its_phase_runs_again(tmp_path: Path) -> None:
+    from functools import partial
+
+    log, workdir = tmp_path / "log", tmp_path / "work"
+    pipeline = Pipeline("tamper", Phase("big", partial(big, str(log))))
+    pipeline.run(executor="inline", workdir=workdir)
+    (kept,) = (workdir / "_results").iterdir()
+    data = bytearray(kept.read_bytes())
+    data[-100] ^= 0xFF  # a byte of the pickle changed after it was signed
+    kept.write_bytes(bytes(data))
+    with pytest.warns(PhasewiseWarning, match="'big' runs again: its stored result was refused"):
+        again = pipeline.run(executor="inline", workdir=workdir, resume=True)
+    assert again.ok and again.results["big"] == b"x" * (1 << 20)
+    assert _count(log) == {"big": 2}
