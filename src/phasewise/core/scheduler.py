@@ -15,6 +15,11 @@ or been skipped. Ready phases start in execution order, subject to two limits:
 Each started phase is a forked saga (``_phase_saga``) that dispatches its own
 START / RETRY / COMPLETE / FAILED / SKIPPED / CANCELLED actions and reports its outcome
 on the ``done`` channel the driver takes from.
+
+Past 400 lines on purpose: the driver and a phase's saga share one run's state (its
+results, why phases are cancelled, whether the run stopped); the phase's steps —
+resumed, condition, cache, attempts, validation, hooks, review — are each a short
+method below ``_phase_outcome``, in the order they happen.
 """
 
 from __future__ import annotations

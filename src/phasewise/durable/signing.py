@@ -20,6 +20,9 @@ value, so storing one hashes and writes its memory where it lies (the MAC made o
 helper thread beside the write), and loading one reads the file once: an array's
 buffer into a block of memory it then uses, a ``bytes``/``bytearray`` straight into an
 object of its own. No copies beyond that read.
+
+Past 400 lines on purpose: the file format, and writing and reading it without copying
+a large value, are one thing to get right together.
 """
 
 from __future__ import annotations

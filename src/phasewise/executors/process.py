@@ -31,6 +31,9 @@ does), the workers are forked; otherwise, and for every worker started later to 
 one that died, they come from a forkserver (a clean single-threaded server), which is
 stopped when the last pool using it shuts down, so no process outlives a run.
 ``start_method="forkserver"``, ``"spawn"`` or ``"fork"`` forces one method.
+
+Past 400 lines on purpose: submitting, the manager thread, a worker's death and killing
+are one state machine over the same workers and queues, read best in one place.
 """
 
 from __future__ import annotations
@@ -126,7 +129,15 @@ class ProcessExecutor(BaseExecutor):
         max_workers: int | None = None,
         start_method: str = "auto",
         kill_grace: float = 0.5,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
     ) -> None:
+        """``initializer(*initargs)``, if given, runs in every worker process as it starts,
+        before it takes a task (as in ``concurrent.futures.ProcessPoolExecutor``): set
+        the worker's priority, CPU affinity, resource limits, environment. It must be
+        picklable by reference (a module-level function) unless workers are forked.
+        If it raises, the worker exits and the task given to it fails with
+        ``WorkerDied``; check what it will do in the parent first."""
         import multiprocess
 
         bootstrap.check_can_start_processes("process")
@@ -139,6 +150,8 @@ class ProcessExecutor(BaseExecutor):
         self.max_in_flight = IN_FLIGHT_PER_WORKER * self.max_workers
         self.start_method = start_method
         self.kill_grace = kill_grace
+        self.initializer = initializer
+        self.initargs = tuple(initargs)
         self._ctx = multiprocess.get_context("forkserver" if start_method == "auto"
                                              else start_method)
         if self._ctx.get_start_method() == "forkserver":
@@ -259,9 +272,11 @@ class ProcessExecutor(BaseExecutor):
             # a task pipe's write end left open in any worker means that worker's EOF never comes
             inherited = (task_write.fileno(), result_read.fileno(), self._wake_r, self._wake_w,
                          *(fd for w in self._workers for fd in (w.task_fd, w.result_fd)))
-        process = ctx.Process(target=process_worker_main,
-                              args=(task_read, result_write, inherited),
-                              name="phasewise-worker", daemon=True)
+        args: tuple[Any, ...] = (task_read, result_write, inherited)
+        target: Callable[..., None] = process_worker_main
+        if self.initializer is not None:
+            target, args = _initialized_worker_main, (*args, self.initializer, self.initargs)
+        process = ctx.Process(target=target, args=args, name="phasewise-worker", daemon=True)
         with _start.main_module_hidden():
             process.start()
         task_read.close()
@@ -507,6 +522,16 @@ class ProcessExecutor(BaseExecutor):
         finally:
             if self._uses_helpers:
                 _start.forkserver_users(-1)
+
+
+def _initialized_worker_main(task_conn: Any, result_conn: Any, inherited: tuple[int, ...],
+                             initializer: Callable[..., object],
+                             initargs: tuple[Any, ...]) -> None:
+    """A worker that runs ``initializer(*initargs)`` before it takes any task."""
+    from phasewise.executors.worker import process_worker_main
+
+    initializer(*initargs)
+    process_worker_main(task_conn, result_conn, inherited)
 
 
 def _announce(started: list[Callable[[Any], None]]) -> None:
