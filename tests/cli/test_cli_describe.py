@@ -211,3 +211,80 @@ def test_run_help_documents_every_option(invoke: Callable[..., Result]) -> None:
     flat = " ".join(text.split())
     assert "sets PHASEWISE_DEBUG=1" in flat
     assert "full traceback" in flat
+
+
+AUTHORED = """
+from phasewise import PipelineBuilder
+
+class RenderError(Exception):
+    pass
+
+build = PipelineBuilder("site", params={"site": "docs", "strict": False})
+
+@build.phase(label="Discover sources", cache="24h")
+def discover(params, workdir):
+    pass
+
+@build.phase(depends_on=discover, when=lambda params: params["strict"])
+def lint(context):
+    pass
+
+def is_big(context):
+    return True
+
+@build.phase(depends_on=discover, when=is_big, review="look at {workdir}",
+             error=RenderError, policy=PhasePolicy(on_fail="retry", max_retries=2))
+def render(context, workdir):
+    pass
+
+build.group("checks", lint)
+
+@build.phase(depends_on="checks")
+def plain(context):
+    pass
+
+pipeline = build.build()
+"""
+
+
+def _tables(output: str) -> list[list[list[str]]]:
+    """Every table: its rows after the dashed rule, split on runs of 2+ spaces."""
+    lines = output.splitlines()
+    tables = []
+    for i, line in enumerate(lines):
+        if re.fullmatch(r"-+( +-+)+", line):
+            rows = [re.split(r"\s{2,}", lines[i - 1].strip())]
+            for row in lines[i + 1:]:
+                if not row.strip():
+                    break
+                rows.append(re.split(r"\s{2,}", row.strip()))
+            tables.append(rows)
+    return tables
+
+
+def test_list_shows_labels_conditions_params_cache_and_groups(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("list", write_target(AUTHORED))
+    assert result.exit_code == 0, result.output
+    assert "params: site, strict" in result.stdout.splitlines()[0]
+    main, details = _tables(result.stdout)
+    assert [row[1] for row in main[1:]] == ["discover", "lint", "render", "checks", "plain"]
+    assert details[0] == ["phase", "label", "uses", "when", "cache", "group", "also"]
+    rows = {row[0]: row for row in details[1:]}
+    assert set(rows) == {"discover", "lint", "render", "checks"}  # plain sets nothing
+    assert rows["discover"][1:6] == ["Discover sources", "params, workdir", "-", "24h", "-"]
+    assert rows["lint"][3] == 'lambda params: params["strict"]'
+    assert rows["lint"][5] == "checks"
+    assert rows["render"][2:4] == ["workdir", "is_big"]
+    assert rows["render"][6] == "review, error=RenderError, on_fail=retry x2"
+    assert rows["checks"][5] == "checks (its node)"
+    assert _after_table(result.stdout)[-1].startswith("may run at the same time")
+
+
+def test_list_keeps_one_table_when_nothing_more_is_set(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    result = invoke("list", write_target(PIPELINE))
+    assert len(_tables(result.stdout)) == 1
+    assert "params:" not in result.stdout

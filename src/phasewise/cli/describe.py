@@ -12,6 +12,7 @@ from phasewise.core.model import Pipeline
 
 __all__ = [
     "GRAPH_FORMATS",
+    "condition_name",
     "describe_executors",
     "describe_pipeline",
     "no_parallel_warning",
@@ -27,7 +28,9 @@ def _weight(value: float) -> str:
 
 
 def describe_pipeline(pipeline: Pipeline) -> str:
-    """The phases in execution order with dependencies, parallel flag, executor, weight."""
+    """The phases in execution order with dependencies, parallel flag, executor, weight;
+    then, if any phase sets them, labels, params and folders used, conditions, cache,
+    groups and the rest (``_details_table``)."""
     rows = []
     for index, name in enumerate(pipeline.execution_order(), start=1):
         phase = pipeline.phase(name)
@@ -42,8 +45,75 @@ def describe_pipeline(pipeline: Pipeline) -> str:
         ))
     headers = ("#", "phase", "depends on", "parallel", "executor", "weight", "description")
     flags = [f"capture_output={pipeline.capture_output}", f"fail_fast={pipeline.fail_fast}"]
+    if pipeline.params is not None:
+        flags.append(f"params: {', '.join(sorted(pipeline.params)) or 'none'}")
     head = f"pipeline {pipeline.name!r}: {len(pipeline)} phases ({', '.join(flags)})"
-    return f"{head}\n\n{format_table(headers, rows)}\n\n{overlap_line(pipeline)}\n"
+    table = format_table(headers, rows)
+    details = _details_table(pipeline)
+    more = f"\n\n{details}" if details else ""
+    return f"{head}\n\n{table}{more}\n\n{overlap_line(pipeline)}\n"
+
+
+_DETAIL_HEADERS = ("phase", "label", "uses", "when", "cache", "group", "also")
+
+
+def _details_table(pipeline: Pipeline) -> str:
+    """A second table for what phases set beyond the first one's columns (label, the
+    params and folder the handler asks for, condition, cache, group, review, checks,
+    hooks, error type): a row only for a phase that sets something, a column only for
+    what some phase sets; empty if none does."""
+    groups = _groups(pipeline)
+    rows = []
+    for name in pipeline.execution_order():
+        phase = pipeline.phase(name)
+        row = (name, phase.label if phase.label != name else "",
+               ", ".join(a for a in phase.asks if a != "context"),
+               condition_name(phase.when) if phase.when is not None else "",
+               _cache(phase.cache), groups.get(name, ""), ", ".join(_also(phase)))
+        if any(row[1:]):
+            rows.append(row)
+    if not rows:
+        return ""
+    keep = [0] + [i for i in range(1, len(_DETAIL_HEADERS)) if any(r[i] for r in rows)]
+    return format_table([_DETAIL_HEADERS[i] for i in keep],
+                        [[r[i] or "-" for i in keep] for r in rows])
+
+
+def _groups(pipeline: Pipeline) -> dict[str, str]:
+    """Phase name -> the group it belongs to (``Pipeline.group``), and the group's own
+    phase -> what it waits for."""
+    from phasewise.core.group import gather
+
+    found = {}
+    for phase in pipeline.phases:
+        if phase.handler is gather:
+            found[phase.name] = f"{phase.name} (its node)"
+            for member in phase.depends_on:
+                found.setdefault(member, phase.name)
+    return found
+
+
+def _cache(value: bool | str) -> str:
+    if value is False:
+        return ""
+    return "yes, no expiry" if value is True else str(value)
+
+
+def _also(phase: Any) -> list[str]:
+    also = []
+    if phase.review:
+        also.append("review")
+    if phase.validate is not None:
+        also.append("validate")
+    also += [hook for hook in ("on_success", "on_failure") if getattr(phase, hook)]
+    if phase.error is not None:
+        also.append(f"error={phase.error.__name__}")
+    if phase.policy.on_fail != "stop":
+        retries = f" x{phase.policy.max_retries}" if phase.policy.on_fail == "retry" else ""
+        also.append(f"on_fail={phase.policy.on_fail}{retries}")
+    if phase.timeout is not None:
+        also.append(f"timeout={phase.timeout:g}s")
+    return also
 
 
 def overlap_line(pipeline: Pipeline) -> str:
@@ -65,6 +135,39 @@ def no_parallel_warning(pipeline: Pipeline, max_workers: int | None) -> str | No
         f"{pipeline.name!r} runs alone (parallel=False); let phases overlap with "
         "Pipeline(..., parallel=True) or Phase(..., parallel=True)"
     )
+
+
+def condition_name(fn: Any) -> str:
+    """How ``phasewise list`` and the dry run name a ``when`` predicate: its name, or for a
+    lambda its source text when that can be found."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if name is None:
+        return repr(fn)
+    if name.endswith("<lambda>"):
+        return _lambda_source(fn) or "a lambda"
+    return name
+
+
+def _lambda_source(fn: Any, limit: int = 50) -> str | None:
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return None
+    for text in (source, source.strip().rstrip(",)")):
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        lambdas = [node for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
+        if len(lambdas) == 1:
+            segment = ast.get_source_segment(text, lambdas[0]) or ""
+            segment = " ".join(segment.split())
+            return segment if len(segment) <= limit else segment[: limit - 1] + "…"
+    return None
 
 
 def render_graph(pipeline: Pipeline, fmt: str) -> str:
