@@ -58,6 +58,16 @@ def _two(write_target: Callable[..., Path], capture: bool = True) -> Path:
     return write_target(TWO_PHASES.replace("CAPTURE", str(capture)))
 
 
+def _summary(stderr: str) -> list[tuple[str, str, str]]:
+    """The summary's ``  [TAG] name  rest`` lines as (tag, name, rest)."""
+    found = []
+    for line in stderr.splitlines():
+        match = re.fullmatch(r"  \[([A-Z]+)\] +(\S+) +(.*)", line)
+        if match:
+            found.append((match[1], match[2], match[3]))
+    return found
+
+
 def _json(result: Result) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(result.stdout)
     return doc
@@ -70,13 +80,14 @@ def test_completed_run_exits_0_with_progress_and_summary_on_stderr(
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     err = result.stderr
-    for line in ("start     first", "done      first", "start     second", "done      second"):
-        assert line in err
-    assert err.index("done      first") < err.index("start     second")
+    lines = err.splitlines()
+    assert "[1/2] first..." in lines and "[2/2] second..." in lines
+    # second starts after first has printed its line: first was done by then
+    assert err.index("first | hello from first") < err.index("[2/2] second...")
     assert "pipeline 'two' completed" in err
-    header = next(line for line in err.splitlines() if line.startswith("phase "))
-    assert header.split() == ["phase", "status", "duration", "attempts", "error"]
-    assert any(line.split()[:2] == ["second", "completed"] for line in err.splitlines())
+    summary = _summary(err)
+    assert [(tag, name) for tag, name, _ in summary] == [("OK", "first"), ("OK", "second")]
+    assert all(re.fullmatch(r"\(\d+\.\d+s\)", rest) for _, _, rest in summary)
 
 
 def test_captured_lines_are_prefixed_by_phase(
@@ -109,9 +120,11 @@ def test_failed_phase_exits_1_and_shows_handler_traceback(
     result = invoke("run", write_target(FAILING))
     assert result.exit_code == 1
     err = result.stderr
-    assert "FAILED    broken" in err
-    assert "ValueError: boom in handler" in err
-    assert "cancelled after" in err
+    assert "[FAIL] broken: ValueError: boom in handler" in err.splitlines()
+    summary = {name: (tag, rest) for tag, name, rest in _summary(err)}
+    assert summary["broken"][0] == "FAIL"
+    assert summary["broken"][1].endswith("ValueError: boom in handler")
+    assert summary["after"] == ("CANCELLED", "not started: phase 'broken' failed")
     assert "Traceback (most recent call last)" in err
     assert "in broken_handler" in err  # the handler's own frame
     assert "pipeline 'failing' failed" in err
@@ -138,10 +151,14 @@ def test_retry_and_skip_transitions_are_reported(
     )
     result = invoke("run", path, "-e", "inline")
     assert result.exit_code == 1
-    err = result.stderr
-    assert "retry     flaky: RuntimeError: flaked; attempt 2 of 2 follows" in err
-    assert "start     flaky (attempt 2)" in err
-    assert "skipped   optional: KeyError" in err
+    lines = result.stderr.splitlines()
+    assert "[RETRY] flaky: RuntimeError: flaked; attempt 2 of 2 follows" in lines
+    assert "[2/2] flaky... (attempt 2)" in lines
+    assert "[SKIP] optional: KeyError: 'missing'" in lines
+    summary = {name: (tag, rest) for tag, name, rest in _summary(result.stderr)}
+    assert summary["optional"][0] == "SKIP" and summary["optional"][1].endswith("'missing'")
+    assert summary["flaky"][0] == "FAIL"
+    assert re.match(r"\(\d+\.\d+s, 2 attempts\)  RuntimeError: flaked", summary["flaky"][1])
 
 
 def test_fail_fast_cancels_running_phases(
@@ -173,7 +190,8 @@ def test_fail_fast_cancels_running_phases(
     assert fast.exit_code == 1
     statuses = {p["name"]: p["status"] for p in _json(fast)["phases"]}
     assert statuses == {"fails": "failed", "waits": "cancelled"}
-    assert "cancelled waits" in fast.stderr
+    assert "[CANCELLED] waits: cancelled: phase 'fails' failed (fail_fast)" in fast.stderr
+    assert ("CANCELLED", "waits") in [(tag, name) for tag, name, _ in _summary(fast.stderr)]
     slow = invoke("run", path, "--json", "-j", "2")
     assert slow.exit_code == 1
     assert {p["name"]: p["status"] for p in _json(slow)["phases"]}["waits"] == "completed"
@@ -507,10 +525,10 @@ pipeline = Pipeline("unsorted", Phase("zeta", f), Phase("beta", f, depends_on=("
 """
 
 
-def _summary_rows(stderr: str) -> list[list[str]]:
-    """The rows of the summary table (after its dashed rule), split on 2+ spaces."""
-    lines = stderr.splitlines()
-    rule = max(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line))
+def _list_rows(stdout: str) -> list[list[str]]:
+    """The rows of ``phasewise list``'s first table (after its dashed rule)."""
+    lines = stdout.splitlines()
+    rule = min(i for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)+", line))
     rows = []
     for line in lines[rule + 1:]:
         if not line.strip():
@@ -527,20 +545,20 @@ def test_summary_lists_phases_in_execution_order(
     assert result.exit_code == 0, result.output
     assert "pipeline 'unsorted' completed" in result.stderr
     assert "; phases in execution order" in result.stderr
-    ran = [row[0] for row in _summary_rows(result.stderr)]
-    listed = [row[1] for row in _summary_rows(invoke("list", path).stdout)]
+    ran = [name for _, name, _ in _summary(result.stderr)]
+    listed = [row[1] for row in _list_rows(invoke("list", path).stdout)]
     assert ran == listed == ["alpha", "zeta", "beta"]
 
 
-def test_phases_that_never_started_show_0_attempts(
+def test_phases_that_never_started_say_so(
     invoke: Callable[..., Result], write_target: Callable[..., Path]
 ) -> None:
     result = invoke("run", write_target(FAILING))
     assert result.exit_code == 1
-    rows = {row[0]: row for row in _summary_rows(result.stderr)}
-    assert rows["after"][1:4] == ["cancelled", "0.00s", "0"]
-    assert rows["broken"][1] == "failed" and rows["broken"][3] == "1"
-    assert rows["ok"][3] == "1"
+    rows = {name: (tag, rest) for tag, name, rest in _summary(result.stderr)}
+    assert rows["after"] == ("CANCELLED", "not started: phase 'broken' failed")
+    assert rows["broken"][0] == "FAIL" and "attempts" not in rows["broken"][1]
+    assert rows["ok"][0] == "OK" and re.fullmatch(r"\(\d+\.\d+s\)", rows["ok"][1])
 
 
 # ── where the executor came from; errors before the run starts ─────────────
@@ -579,7 +597,7 @@ def test_the_opening_line_comes_when_the_run_starts(
     lines = result.stderr.splitlines()
     assert lines[0] == "phasewise: running 'two' (2 phases) on 'thread', capturing output"
     assert lines[1].startswith("phasewise: warning: -j 3 has no effect")
-    assert "start     first" in lines[2]
+    assert lines[2] == "[1/2] first..."
 
 
 # ── -v/--verbose ────────────────────────────────────────────────────────────
@@ -685,3 +703,99 @@ def test_an_executor_that_cannot_work_is_one_error_line(
     assert loud.exit_code == 2
     assert "Traceback (most recent call last)" in loud.stderr
     assert loud.stderr.splitlines()[-1] == "Error: executor 'broken': its interpreter is gone"
+
+
+# ── seed 004's progress lines and summary for what phases can say ───────────
+
+AUTHORED = """
+class CollectError(Exception):
+    pass
+
+def collect():
+    return [1, 2]
+
+def thin(result):
+    return ["only 2 items"] if len(result) < 3 else None
+
+def strict(params):
+    return params["strict"]
+
+def lint(context):
+    return "linted"
+
+def upload(context):
+    raise OSError("no network")
+
+def tally(context):
+    return len(context["collect"])
+
+pipeline = Pipeline(
+    "authored",
+    Phase("collect", collect, label="Collecting", validate=thin, cache=True),
+    Phase("lint", lint, depends_on="collect", when=strict),
+    Phase("upload", upload, depends_on="collect", error=CollectError,
+          policy=PhasePolicy(on_fail="skip")),
+    Phase("tally", tally, depends_on=("collect", "lint", "upload")),
+    params={"strict": False},
+)
+"""
+
+
+def test_labels_conditions_warnings_error_types_and_the_cache_in_the_summary(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = write_target(AUTHORED)
+    first = invoke("run", path, "-e", "inline")
+    assert first.exit_code == 0, first.output  # a skipped non-critical phase: still 0
+    lines = first.stderr.splitlines()
+    assert "[1/4] Collecting..." in lines  # the label
+    assert "collect ! warning: only 2 items" in lines  # shown live, even without capture
+    assert "[SKIP] upload: CollectError: no network" in lines
+    summary = _summary(first.stderr)
+    assert [name for _, name, _ in summary] == ["collect", "lint", "upload", "tally"]
+    rows = {name: (tag, rest) for tag, name, rest in summary}
+    assert rows["lint"] == ("SKIP", "condition not met")
+    assert rows["upload"][0] == "SKIP" and rows["upload"][1].endswith("CollectError: no network")
+    collect_line = next(i for i, line in enumerate(lines) if line.startswith("  [OK]")
+                        and " collect " in line)
+    assert lines[collect_line + 1].strip() == "warning: only 2 items"  # under its phase
+    second = invoke("run", path, "-e", "inline", "--param", "strict=true")
+    rows = {name: tag for tag, name, _ in _summary(second.stderr)}
+    assert rows == {"collect": "CACHED", "lint": "OK", "upload": "SKIP", "tally": "OK"}
+    assert "[1/4] Collecting... cached" in second.stderr.splitlines()
+
+
+@pytest.mark.parametrize("flag", [("-q",), ("--quiet",), ("--progress", "none")])
+def test_quiet_shows_only_failures(
+    flag: tuple[str, ...], invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    ok = invoke("run", _two(write_target, capture=True), *flag)
+    assert ok.exit_code == 0, ok.output
+    assert ok.stderr == ""
+    failed = invoke("run", write_target(FAILING, name="failing.py"), *flag)
+    assert failed.exit_code == 1
+    err = failed.stderr
+    assert "phasewise: running" not in err and "[1/3]" not in err
+    assert [(tag, name) for tag, name, _ in _summary(err)] == [("FAIL", "broken")]
+    assert "in broken_handler" in err  # the traceback stays
+    assert "to carry this run on: phasewise run" in err
+
+
+def test_progress_plain_is_the_default(
+    invoke: Callable[..., Result], write_target: Callable[..., Path]
+) -> None:
+    path = _two(write_target)
+    for args in ((), ("--progress", "plain"), ("--progress", "auto")):
+        result = invoke("run", path, *args)
+        assert result.exit_code == 0, result.output
+        assert "[1/2] first..." in result.stderr.splitlines()
+    bad = invoke("run", path, "--progress", "fancy")
+    assert bad.exit_code == 2 and "fancy" in bad.stderr
+
+
+def test_run_help_documents_the_authoring_options(invoke: Callable[..., Result]) -> None:
+    flat = " ".join(invoke("run", "--help").stdout.split())
+    for option in ("--param KEY=VALUE", "--params-file FILE", "--dry-run",
+                   "--pause-after NAME", "--no-pause", "--progress", "-q, --quiet"):
+        assert option in flat
+    assert "q and Enter" in flat and "exit code 1" in flat

@@ -112,20 +112,12 @@ def _load(target: str) -> Pipeline:
 def parse_executor_options(items: tuple[str, ...]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs as keyword arguments; a VALUE that parses as JSON becomes that
     value (``4`` → 4, ``0.5`` → 0.5, ``true`` → True), any other VALUE stays a string."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise BadInput(
-                f"-O/--executor-option expects KEY=VALUE with KEY a Python identifier, "
-                f"got {item!r}"
-            )
-        try:
-            options[key] = json.loads(raw)
-        except ValueError:
-            options[key] = raw
-    return options
+    from phasewise.cli.params import ParamsError, parse_key_values
+
+    try:
+        return parse_key_values(items, "-O/--executor-option")
+    except ParamsError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _check_executors(
@@ -159,6 +151,54 @@ def _executor_source() -> str:
     if source is ParameterSource.DEFAULT:
         return "the default of --executor"
     return "--executor"
+
+
+def _given_params(params_file: str | None,
+                  items: tuple[str, ...]) -> tuple[dict[str, Any], set[str]]:
+    """What ``--params-file`` and ``--param`` set (``--param`` wins), and the names only
+    the file set."""
+    from phasewise.cli.params import ParamsError, run_params
+
+    try:
+        return run_params(params_file, items)
+    except ParamsError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _check_params(pipeline: Pipeline, given: tuple[dict[str, Any], set[str]],
+                  params_file: str | None) -> Any:
+    """The run's parameters (the pipeline's defaults updated with ``given``); a name the
+    defaults do not have is bad input naming the known ones (and the file it came from)."""
+    values, from_file = given
+    try:
+        return pipeline.run_params(values)
+    except ValueError as exc:
+        unknown = sorted(set(values) - set(pipeline.params or {}))
+        if unknown and unknown[0] in from_file:
+            raise BadInput(f"--params-file {params_file}: {exc}") from None
+        raise BadInput(str(exc)) from None
+
+
+def _check_pause_after(pipeline: Pipeline, names: tuple[str, ...]) -> None:
+    known = set(pipeline.execution_order())
+    for name in names:
+        if name not in known:
+            raise BadInput(f"--pause-after {name}: pipeline {pipeline.name!r} has no phase "
+                           f"{name!r} (its phases: {', '.join(pipeline.execution_order())})")
+
+
+def _dry_run(pipeline: Pipeline, executor: str, workdir: str, params: Any, *, resume: bool,
+             cache: bool, pause_after: tuple[str, ...]) -> None:
+    from phasewise.cli.dryrun import describe_dry_run, plan_dry_run
+
+    place = Path(workdir).absolute()
+    try:
+        plan = plan_dry_run(pipeline, place, params, resume=resume, cache=cache,
+                            pause_after=pause_after)
+    except PhasewiseError as exc:  # a work directory that cannot be read, or trusted
+        raise BadInput(str(exc)) from None
+    click.echo(describe_dry_run(pipeline, plan, executor=executor, workdir=place,
+                                params=params), nl=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -209,6 +249,32 @@ def cli() -> None:
                    "PHASEWISE_DEBUG=1, which executors' workers inherit), and errors of "
                    "phasewise itself (an executor that cannot start, a broken plugin) "
                    "show their full traceback.")
+@click.option("--param", "param", multiple=True, metavar="KEY=VALUE",
+              help="Set a run parameter (what handlers asking for `params` get); "
+                   "repeatable. VALUE is parsed as JSON when it can be, else kept as a "
+                   "string. A pipeline that declares Pipeline(params=...) takes only those "
+                   "names.")
+@click.option("--params-file", "params_file", metavar="FILE", default=None,
+              help="Read run parameters from FILE.json (an object) or FILE.toml (Python "
+                   "3.11+); --param overrides what it sets.")
+@click.option("--dry-run", "dry_run", is_flag=True, default=False,
+              help="Print what would run, what is cached and what --resume would skip, "
+                   "without running anything or locking the work directory; exit 0.")
+@click.option("--pause-after", "pause_after", multiple=True, metavar="NAME",
+              help="A review point after phase NAME (repeatable), like Phase(review=...): "
+                   "on a terminal the run waits there for Enter to go on, or q and Enter "
+                   "to stop (the run ends cancelled, exit code 1, and the --resume command "
+                   "that carries it on is printed).")
+@click.option("--no-pause", "no_pause", is_flag=True, default=False,
+              help="Never wait at review points (runs that are not on a terminal never "
+                   "do).")
+@click.option("--progress", type=click.Choice(["auto", "plain", "none"]), default="auto",
+              show_default=True,
+              help="plain: a line as each phase starts ([2/4] Label...), retries, failures "
+                   "and captured output, then a line per phase; none: only errors and the "
+                   "failed phases. auto is plain for now.")
+@click.option("-q", "--quiet", is_flag=True, default=False,
+              help="The same as --progress none.")
 def run(
     target: str,
     executor: str,
@@ -221,28 +287,56 @@ def run(
     resume: bool,
     no_cache: bool,
     verbose: bool,
+    param: tuple[str, ...],
+    params_file: str | None,
+    dry_run: bool,
+    pause_after: tuple[str, ...],
+    no_pause: bool,
+    progress: str,
+    quiet: bool,
 ) -> None:
     """Run the pipeline TARGET and report each phase as it goes.
 
-    Progress (one line per phase transition, and captured output) goes to stderr,
-    then a summary table with each phase's status, duration, attempts and error, in
-    execution order, and the traceback of every failed phase. Exit code: 0 completed,
-    1 failed, 2 bad input, 130 interrupted; a closed output pipe does not change it.
+    Progress goes to stderr: "[2/4] Label..." as each phase starts, retries and
+    failures as they happen, and captured output as "name | line"; then a summary with
+    a line per phase in execution order ([OK], [FAIL], [SKIP], [CACHED], [CANCELLED],
+    with its duration, attempts, error and warnings), and the traceback of every failed
+    phase. At a review point (Phase(review=...) or --pause-after) on a terminal, Enter
+    goes on and q stops the run, which ends cancelled with exit code 1 and can be carried
+    on with --resume. Exit code: 0 completed, 1 failed or stopped, 2 bad input, 130
+    interrupted; a closed output pipe does not change it.
     """
     from phasewise.cli.describe import no_parallel_warning
     from phasewise.cli.report import format_summary, json_document
-    from phasewise.cli.run import EXIT_INTERRUPTED, run_pipeline, stdout_to_stderr
+    from phasewise.cli.review import is_interactive, terminal_review
+    from phasewise.cli.run import (
+        EXIT_INTERRUPTED,
+        resume_command,
+        run_pipeline,
+        stdout_to_stderr,
+    )
 
     if verbose:
         os.environ["PHASEWISE_DEBUG"] = "1"  # before anything runs: workers inherit it
     if max_workers is not None and max_workers < 1:
         raise BadInput(f"-j/--max-workers must be at least 1, got {max_workers}")
+    if dry_run and as_json:
+        raise BadInput("--dry-run prints what a run would do, not a run: leave out --json")
     options = parse_executor_options(executor_option)
+    given = _given_params(params_file, param)
     try:
         pipeline = _load(target)
     except KeyboardInterrupt:
         sys.exit(130)
     _check_executors(pipeline, executor, _executor_source(), verbose)
+    run_params = _check_params(pipeline, given, params_file)
+    _check_pause_after(pipeline, pause_after)
+    place = workdir or str(_default_workdir(pipeline.name))
+    if dry_run:
+        _dry_run(pipeline, executor, place, run_params, resume=resume, cache=not no_cache,
+                 pause_after=pause_after if not no_pause else ())
+        return
+    quiet = quiet or progress == "none"
     capture_output = pipeline.capture_output if capture is None else capture
     opening = [
         f"phasewise: running {pipeline.name!r} ({len(pipeline)} phases) on {executor!r}"
@@ -251,33 +345,36 @@ def run(
     warning = no_parallel_warning(pipeline, max_workers)
     if warning is not None:
         opening.append(warning)
-    progress = sys.stderr  # held now: inside a capturing phase sys.stderr feeds the Store
-    place = workdir or str(_default_workdir(pipeline.name))
+    stream = sys.stderr  # held now: inside a capturing phase sys.stderr feeds the Store
+    again = "phasewise run " + shlex.join(resume_command(
+        target, place, executor=executor, max_workers=max_workers,
+        executor_options=executor_option, params_file=params_file, params=param,
+        pause_after=pause_after))
+    review = None
+    if not no_pause and is_interactive(sys.stdin, stream):
+        review = terminal_review(sys.stdin, stream, again)
     try:
-        with stdout_to_stderr() if as_json else nullcontext(), _warnings_to(progress):
+        with stdout_to_stderr() if as_json else nullcontext(), _warnings_to(stream):
             outcome = run_pipeline(
                 pipeline, executor=executor, max_workers=max_workers, executor_options=options,
                 capture_output=capture_output, fail_fast=True if fail_fast else None,
-                progress=progress, opening=opening, workdir=place, resume=resume,
-                cache=not no_cache,
+                progress=stream, opening=opening, workdir=place, resume=resume,
+                cache=not no_cache, params=run_params, review=review,
+                pause_after=pause_after, quiet=quiet,
             )
     except PhasewiseError as exc:  # not a phase's failure: the run could not go on
         _infrastructure_failure(exc, verbose)
     result = outcome.result
-    summary = format_summary(result.state, pipeline.execution_order(),
-                             interrupted=outcome.interrupted)
+    summary = ""
+    if not (quiet and result.ok):
+        summary = "\n" + format_summary(result.state, pipeline.execution_order(),
+                                        interrupted=outcome.interrupted,
+                                        resumed=outcome.resumed, failures_only=quiet)
     if not outcome.result.ok:
-        again = [target, "--workdir", place, "--resume"]
-        if executor != "thread":
-            again[1:1] = ["-e", executor]
-        if max_workers is not None:
-            again[1:1] = ["-j", str(max_workers)]
-        for item in executor_option:
-            again[1:1] = ["-O", item]
-        summary += f"\nto carry this run on: phasewise run {shlex.join(again)}\n"
+        summary += f"\nto carry this run on: {again}\n"
     try:
-        progress.write("\n" + summary)
-        progress.flush()
+        stream.write(summary)
+        stream.flush()
         if as_json:
             click.echo(json_document(result.state, result.results))
     except KeyboardInterrupt:  # Ctrl-C again while reporting: the run is over anyway

@@ -17,8 +17,9 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from phasewise.cli.report import ProgressReporter
@@ -30,6 +31,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "RunOutcome",
+    "resume_command",
     "run_pipeline",
     "stdout_to_stderr",
 ]
@@ -41,10 +43,12 @@ EXIT_INTERRUPTED = 130
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
-    """How a CLI run ended: the result (built from the Store if interrupted)."""
+    """How a CLI run ended: the result (built from the Store if interrupted), and the
+    phases a resumed run kept from the run it carried on."""
 
     result: PipelineResult
     interrupted: bool
+    resumed: frozenset[str] = frozenset()
 
     @property
     def exit_code(self) -> int:
@@ -66,18 +70,26 @@ def run_pipeline(
     workdir: str | os.PathLike[str] | None = None,
     resume: bool = False,
     cache: bool = True,
+    params: Mapping[str, Any] | None = None,
+    review: Callable[[str, str, Path | None], bool] | None = None,
+    pause_after: Iterable[str] = (),
+    quiet: bool = False,
 ) -> RunOutcome:
     """Run ``pipeline`` with live progress on ``progress`` and the run hooks around it.
 
     ``opening`` lines go to ``progress`` when the run starts (``@@PIPELINE_START``), not
-    before: a run whose executors refuse their options prints only its error.
+    before: a run whose executors refuse their options prints only its error. ``quiet``
+    writes no progress at all. ``params``, ``review`` and ``pause_after`` are
+    ``Pipeline.run``'s.
 
     Ctrl-C does not escape: ``Pipeline.run`` cancels the run and re-raises
     KeyboardInterrupt, and the outcome says ``interrupted``.
     """
     from phasewise.plugins.manager import plugin_manager
 
-    reporter = ProgressReporter(progress, show_logs=capture_output, opening=opening)
+    reporter = ProgressReporter(progress, show_logs=capture_output, opening=opening,
+                                labels={p.name: p.label for p in pipeline.phases},
+                                quiet=quiet)
     store = Store(pipeline.build_reducer())
     reporter.attach(store)
     hook = plugin_manager().hook
@@ -101,6 +113,9 @@ def run_pipeline(
             workdir=workdir,
             resume=resume,
             cache=cache,
+            params=params,
+            review=review,
+            pause_after=tuple(pause_after),
         )
     except KeyboardInterrupt:
         interrupted = True
@@ -111,7 +126,31 @@ def run_pipeline(
         )
         raise
     hook.phasewise_run_finish(pipeline=pipeline, result=result)
-    return RunOutcome(result, interrupted)
+    return RunOutcome(result, interrupted, frozenset(reporter.resumed))
+
+
+def resume_command(
+    target: str, workdir: str, *, executor: str = "thread", max_workers: int | None = None,
+    executor_options: Sequence[str] = (), params_file: str | None = None,
+    params: Sequence[str] = (), pause_after: Sequence[str] = (),
+) -> list[str]:
+    """The arguments of ``phasewise run`` that carry a run on with ``--resume``: the same
+    target, executor, options and parameters (a parameter that changed would run again
+    the phases that use it), and the same work directory."""
+    args = [target]
+    if executor != "thread":
+        args += ["-e", executor]
+    if max_workers is not None:
+        args += ["-j", str(max_workers)]
+    for item in executor_options:
+        args += ["-O", item]
+    if params_file is not None:
+        args += ["--params-file", params_file]
+    for item in params:
+        args += ["--param", item]
+    for name in pause_after:
+        args += ["--pause-after", name]
+    return [*args, "--workdir", workdir, "--resume"]
 
 
 @contextlib.contextmanager
