@@ -14,9 +14,15 @@ import pytest
 
 import phasewise
 from phasewise import Phase, Pipeline
-from phasewise.core.errors import PluginError, UnknownExecutorError
+from phasewise.core.errors import (
+    ExecutorError,
+    ExecutorOptionsError,
+    PluginError,
+    UnknownExecutorError,
+)
 from phasewise.executors import InlineExecutor
-from phasewise.plugins import hookspecs, manager
+from phasewise.plugins import PluginWarning, Unavailable, hookspecs, manager
+from phasewise.plugins.errors import ExecutorClashError, ExecutorUnavailableError
 from phasewise.plugins.manager import (
     ENTRY_POINT_GROUP,
     ExecutorRegistry,
@@ -24,6 +30,8 @@ from phasewise.plugins.manager import (
     executor_registry,
     lookup_executor,
 )
+from phasewise.plugins.records import PluginRecord
+from phasewise.plugins.registry import ORIGIN_ATTRIBUTE
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
@@ -109,57 +117,213 @@ def test_a_plugin_registered_at_runtime_provides_an_executor() -> None:
     assert RecordingExecutor.last_options == {"colour": "blue"}
 
 
-def test_two_plugins_registering_one_name_is_an_error_naming_both() -> None:
+def test_two_plugins_registering_one_name_is_an_error_naming_both_when_asked_for() -> None:
     pm = _new_plugin_manager()
     pm.register(ExecutorPlugin({"dup": RecordingExecutor}), name="alpha")
     pm.register(ExecutorPlugin({"dup": RecordingExecutor}), name="beta")
-    with pytest.raises(PluginError) as info:
-        ExecutorRegistry(pm)
+    with pytest.warns(PluginWarning, match="'dup' is registered by two plugins"):
+        registry = ExecutorRegistry(pm)
+    assert "dup" not in registry.names()
+    assert "inline" in registry.names()  # the others still serve
+    with pytest.raises(ExecutorClashError) as info:
+        registry.get("dup")
+    assert isinstance(info.value, UnknownExecutorError)
     assert "'dup'" in str(info.value)
     assert "alpha" in str(info.value)
     assert "beta" in str(info.value)
+    assert [p.name for p in info.value.plugins] == ["alpha", "beta"]
+    assert [e.plugin for e in registry.clashes()["dup"]] == ["alpha", "beta"]
 
 
-def test_a_plugin_cannot_take_over_a_builtin_name() -> None:
+def test_a_plugin_claiming_a_builtin_name_makes_it_a_clash() -> None:
     pm = _new_plugin_manager()
     pm.register(ExecutorPlugin({"thread": RecordingExecutor}), name="usurper")
-    with pytest.raises(PluginError, match="builtin") as info:
-        ExecutorRegistry(pm)
+    with pytest.warns(PluginWarning, match="'thread' is registered by two plugins"):
+        registry = ExecutorRegistry(pm)
+    with pytest.raises(ExecutorClashError, match="builtin") as info:
+        registry.get("thread")
     assert "usurper" in str(info.value)
+    assert registry.get("inline").plugin == "builtin"
 
 
-def test_a_hook_returning_a_non_dict_is_a_plugin_error() -> None:
+@pytest.mark.parametrize(("provided", "problem"), [
+    (["not", "a", "dict"], "returned list, not a dict of name -> factory"),
+    ({"x": "not callable"}, "returned a str for 'x', not a factory or Unavailable"),
+    ({"": RecordingExecutor}, "returned the name '': executor names are non-empty strings"),
+])
+def test_a_hook_returning_something_else_fails_that_plugin_only(
+    provided: Any, problem: str
+) -> None:
     pm = _new_plugin_manager()
-    pm.register(ExecutorPlugin(["not", "a", "dict"]), name="wrong")  # type: ignore[arg-type]
-    with pytest.raises(PluginError, match="wrong"):
-        ExecutorRegistry(pm)
+    plugin = ExecutorPlugin(provided)
+    pm.register(plugin, name="wrong")
+    pm.register(ExecutorPlugin({"fine": RecordingExecutor}), name="fine")
+    with pytest.warns(PluginWarning, match="plugin 'wrong' failed to load") as seen:
+        registry = ExecutorRegistry(pm)
+    assert problem in str(seen[0].message)
+    assert "fine" in registry.names()
+    assert pm.get_plugin("wrong") is None  # unregistered: none of its hooks run
+    record = next(r for r in pm.all_records() if r.name == "wrong")
+    assert record.status == "failed"
+    assert record.reason == f"its phasewise_executors() {problem}"
+
+
+class RaisingHook:
+    @phasewise.hookimpl
+    def phasewise_executors(self) -> dict[str, Any]:
+        raise RuntimeError("registry offline")
+
+
+def test_a_hook_that_raises_fails_that_plugin_once_with_its_traceback() -> None:
+    pm = _new_plugin_manager()
+    pm.register(RaisingHook(), name="raising")
+    with pytest.warns(PluginWarning) as seen:
+        registry = ExecutorRegistry(pm)
+    assert [str(w.message) for w in seen] == [
+        "plugin 'raising' failed to load: its phasewise_executors() raised RuntimeError: "
+        "registry offline"]
+    record = seen[0].message.plugin  # type: ignore[union-attr]
+    assert record is not None and "registry offline" in record.traceback
+    assert "inline" in registry.names()
+    with pytest.raises(UnknownExecutorError, match="is not available: plugin 'raising'"):
+        registry.get("raising")
 
 
 class BrokenExecutor(InlineExecutor):
-    """Its submit() raises: broken infrastructure, not a failed phase."""
+    """Its submit() raises: the phase fails, naming the executor."""
 
     def submit(self, task, emit):
         raise ConnectionError("cluster unreachable")
 
 
+class NotAFutureExecutor(InlineExecutor):
+    """Its submit() returns something other than a Future."""
+
+    def submit(self, task, emit):
+        return "done, trust me"
+
+
 @pytest.mark.timeout(30)
-def test_an_executor_that_breaks_does_not_hang_the_run_and_its_error_surfaces() -> None:
+@pytest.mark.parametrize(("executor", "what"), [
+    (BrokenExecutor, "submit() raised ConnectionError: cluster unreachable"),
+    (NotAFutureExecutor, "submit() returned str, not a concurrent.futures.Future"),
+])
+def test_an_executor_whose_submit_breaks_fails_the_phase_naming_its_plugin(
+    executor: type, what: str
+) -> None:
     pm = _new_plugin_manager()
-    pm.register(ExecutorPlugin({"broken": BrokenExecutor}), name="broken-plugin")
+    pm.register(ExecutorPlugin({"broken": executor}), name="broken-plugin")
     registry = ExecutorRegistry(pm)
     pipeline = Pipeline("p", Phase("a", noop), Phase("b", noop, depends_on="a"))
-    try:
-        result = pipeline.run(
-            executor="broken", executors=lambda name: registry.get(name).factory)
-    except ConnectionError as exc:  # broken infrastructure may raise ...
-        assert "cluster unreachable" in str(exc)
-    else:  # ... or fail the phase it was given, as data
-        assert result.status == "failed"
-        assert "cluster unreachable" in result.state.phase("a").error
-        assert result.state.phase("b").status == "cancelled"
+    result = pipeline.run(executor="broken", executors=registry.factory)
+    assert result.status == "failed"
+    assert result.state.phase("a").error == (
+        f"executor {executor.__name__} from plugin 'broken-plugin': {what}")
+    assert result.state.phase("b").status == "cancelled"
+    # given its factory itself, the run names the executor's class
+    result = pipeline.run(executor="broken", executors=lambda name: executor)
+    assert result.state.phase("a").error == (
+        f"executor {executor.__module__}.{executor.__qualname__}: {what}")
+
+
+def test_an_executor_error_from_submit_still_stops_the_run() -> None:
+    class Stopping(InlineExecutor):
+        def submit(self, task, emit):
+            raise ExecutorError("stopping", "the cluster has gone")
+
+    pipeline = Pipeline("p", Phase("a", noop))
+    with pytest.raises(ExecutorError, match="the cluster has gone"):
+        pipeline.run(executor="stopping", executors=lambda name: Stopping)
+
+
+# ── factories ───────────────────────────────────────────────────────────────
+
+
+def _exploding(max_workers: int | None = None) -> Any:
+    raise OSError("no cluster here")
+
+
+def _not_an_executor(max_workers: int | None = None) -> Any:
+    return object()
+
+
+def _strict(max_workers: int | None = None, size: int = 1) -> Any:
+    return InlineExecutor(max_workers)
+
+
+def _registry_with(factory: Any) -> ExecutorRegistry:
+    pm = _new_plugin_manager()
+    pm.register(ExecutorPlugin({"third": factory}), name="third-party")
+    return ExecutorRegistry(pm)
+
+
+def test_a_factory_that_raises_is_an_executor_error_naming_its_plugin() -> None:
+    registry = _registry_with(_exploding)
+    with pytest.raises(ExecutorError) as info:
+        Pipeline("p", Phase("a", noop)).run(executor="third", executors=registry.factory)
+    assert str(info.value) == ("executor 'third': its factory, from plugin 'third-party', "
+                               "raised OSError: no cluster here")
+
+
+def test_a_factory_returning_no_executor_is_an_executor_error() -> None:
+    registry = _registry_with(_not_an_executor)
+    with pytest.raises(ExecutorError, match="returned object, which has no submit"):
+        Pipeline("p", Phase("a", noop)).run(executor="third", executors=registry.factory)
+
+
+def test_options_a_factory_refuses_name_its_plugin() -> None:
+    registry = _registry_with(_strict)
+    with pytest.raises(ExecutorOptionsError) as info:
+        Pipeline("p", Phase("a", noop)).run(executor="third", executors=registry.factory,
+                                            executor_options={"colour": "red"})
+    assert "colour" in str(info.value)
+    assert "(plugin 'third-party')" in str(info.value)
+    assert isinstance(info.value.cause, TypeError)
+
+
+def test_executors_made_by_a_plugin_factory_carry_its_origin() -> None:
+    registry = _registry_with(_strict)
+    executor = registry.factory("third")(max_workers=1)
+    assert getattr(executor, ORIGIN_ATTRIBUTE) == "plugin 'third-party'"
+    assert registry.factory("third") is registry.factory("third")
+    assert registry.factory("inline") is registry.get("inline").factory  # built-ins as-is
+
+
+# ── unavailable executors ───────────────────────────────────────────────────
+
+
+def test_an_executor_declared_unavailable_is_listed_and_refused() -> None:
+    missing = Unavailable.unless_importable("phasewise_no_such_module", "pip install it")
+    assert missing == Unavailable("phasewise_no_such_module is not installed",
+                                  "pip install it")
+    assert Unavailable.unless_importable("json") is None
+    pm = _new_plugin_manager()
+    pm.register(ExecutorPlugin({"ghost": missing}), name="ghosts")
+    registry = ExecutorRegistry(pm)
+    entry = next(e for e in registry.entries() if e.name == "ghost")
+    assert entry.factory is None
+    assert entry.description == ("unavailable: pip install it "
+                                 "(phasewise_no_such_module is not installed)")
+    assert "ghost" not in registry.names()
+    with pytest.raises(ExecutorUnavailableError) as info:
+        registry.get("ghost")
+    assert str(info.value) == (
+        "executor 'ghost' is not available: phasewise_no_such_module is not installed "
+        "(it comes from plugin 'ghosts'); pip install it")
+    assert info.value.plugin is not None and info.value.plugin.name == "ghosts"
 
 
 # ── unknown executors ───────────────────────────────────────────────────────
+
+
+def test_unknown_executor_suggests_the_closest_name() -> None:
+    with pytest.raises(UnknownExecutorError) as info:
+        lookup_executor("proces")
+    assert str(info.value).startswith(
+        "unknown executor 'proces' (did you mean 'process'?); installed executors: ")
+    with pytest.raises(UnknownExecutorError) as info:
+        lookup_executor("zzzzzz")
+    assert "did you mean" not in str(info.value)
 
 
 def test_unknown_executor_lists_the_installed_ones() -> None:
@@ -251,10 +415,65 @@ def test_disable_plugins_env_blocks_a_plugin(
 
 def test_disable_plugins_env_can_block_the_builtins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(manager.DISABLE_ENV, " builtin , other")
-    pm = _new_plugin_manager()
+    with pytest.warns(PluginWarning, match="PHASEWISE_DISABLE_PLUGINS: no installed plugin "
+                                           "is named 'other'"):
+        pm = _new_plugin_manager()
     assert pm.is_blocked("builtin")
     assert pm.is_blocked("other")
     assert "inline" not in ExecutorRegistry(pm).names()
+
+
+def test_an_installed_plugin_has_a_record_with_its_distribution_version_and_hooks(
+    installed_plugin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(manager.DISABLE_ENV, raising=False)
+    records = {r.name: r for r in _new_plugin_manager().all_records()}
+    assert records["fake"] == PluginRecord("fake", installed_plugin, "phasewise-fake-plugin",
+                                           "1.0", "loaded", hooks=("phasewise_executors",))
+    assert records["builtin"].distribution == "phasewise"
+    assert records["builtin"].version == phasewise.__version__
+    assert records["fake"].origin == "plugin 'fake' (phasewise-fake-plugin 1.0)"
+
+
+def test_a_plugin_that_fails_to_import_is_recorded_and_the_rest_load(
+    installed_plugin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(manager.DISABLE_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, installed_plugin, None)  # importing it raises ImportError
+    with pytest.warns(PluginWarning, match="plugin 'fake' .phasewise-fake-plugin 1.0. failed "
+                                           "to load: ModuleNotFoundError"):
+        pm = _new_plugin_manager()
+    record = next(r for r in pm.all_records() if r.name == "fake")
+    assert record.status == "failed" and record.reason.startswith("ModuleNotFoundError: ")
+    assert "Traceback" in record.traceback
+    registry = ExecutorRegistry(pm)
+    assert "inline" in registry.names()
+    with pytest.raises(ExecutorUnavailableError) as info:
+        registry.get("fake")
+    assert str(info.value).startswith(f"executor 'fake' is not available: {record.describe()}")
+
+
+def test_block_plugins_blocks_by_name_and_reloads_when_the_names_change(
+    installed_plugin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(manager.DISABLE_ENV, raising=False)
+    manager.reset()
+    try:
+        manager.block_plugins(["fake"])
+        assert manager.blocked_plugins() == {"fake": "-p no:fake"}
+        assert "fake" not in executor_registry().names()
+        blocked = next(r for r in manager.plugin_records() if r.name == "fake")
+        assert (blocked.status, blocked.reason) == ("blocked", "-p no:fake")
+        assert blocked.describe() == (
+            "plugin 'fake' (phasewise-fake-plugin 1.0) is blocked by -p no:fake")
+        pm = manager.plugin_manager()
+        manager.block_plugins(["fake"])
+        assert manager.plugin_manager() is pm  # the same names: nothing loads again
+        manager.block_plugins([])
+        assert "fake" in executor_registry().names()
+    finally:
+        manager.block_plugins([])
+        manager.reset()
 
 
 # ── observer hooks ──────────────────────────────────────────────────────────

@@ -23,6 +23,7 @@ import click
 from click.core import ParameterSource
 
 from phasewise import __version__
+from phasewise.cli.plugin_commands import register as register_plugin_commands
 from phasewise.core.errors import (
     ExecutorError,
     ExecutorOptionsError,
@@ -482,22 +483,8 @@ def _result_cache(workdir: str | None) -> Any:
         raise BadInput(str(exc)) from None
 
 
-@cli.command()
-def executors() -> None:
-    """List the installed executors.
-
-    For each: its name (for --executor), the distribution that provides it, and what
-    it does. Plugins add executors through the `phasewise` entry-point group; see
-    docs/plugins.md.
-    """
-    from phasewise.cli.describe import describe_executors
-    from phasewise.plugins.manager import executor_registry
-
-    try:
-        entries = executor_registry().entries()
-    except PluginError as exc:
-        _plugin_failure(exc)
-    click.echo(describe_executors(entries), nl=False)
+# -p no:NAME, `phasewise plugins` and `phasewise executors` (cli/plugin_commands.py)
+register_plugin_commands(cli)
 
 
 def main() -> None:

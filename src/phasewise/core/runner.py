@@ -31,7 +31,7 @@ from concurrent.futures import CancelledError, Future
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
-from phasewise.core.errors import PhaseTimeout, SagaError
+from phasewise.core.errors import PhaseError, PhaseTimeout, PhasewiseError, SagaError
 from phasewise.core.saga import (
     All,
     Call,
@@ -58,6 +58,22 @@ if TYPE_CHECKING:
 __all__ = ["SagaRunner"]
 
 _SUSPEND = object()  # an effect handler's answer: the saga waits; something resumes it later
+
+
+def _raised(exc: BaseException) -> str:
+    message = str(exc)
+    return f"raised {type(exc).__name__}" + (f": {message}" if message else "")
+
+
+def _broken_submit(executor: Any, phase: str, what: str) -> PhaseError:
+    """The phase's error when its executor's ``submit`` raised or returned no Future: it
+    names the plugin the executor came from (``phasewise_plugin``, which the registry
+    sets on executors it makes), else the executor's class."""
+    cls = type(executor)
+    origin = getattr(executor, "phasewise_plugin", None)
+    who = (f"{cls.__qualname__} from {origin}" if isinstance(origin, str)
+           else f"{cls.__module__}.{cls.__qualname__}")
+    return PhaseError(f"executor {who}: submit() {what}", phase)
 
 
 class _Submission:
@@ -416,7 +432,15 @@ class SagaRunner:
             emit(Started(time.monotonic()))  # it starts now, as far as we can tell
             if broken:
                 raise EmitFailed(broken[0])
-        future: Future[Any] = executor.submit(effect.task, emit)
+        try:
+            future: Future[Any] = executor.submit(effect.task, emit)
+        except PhasewiseError:
+            raise  # the executor's own account (an ExecutorError stops the run)
+        except Exception as exc:  # a broken executor fails this phase, naming its plugin
+            raise _broken_submit(executor, phase, _raised(exc)) from exc
+        if not isinstance(future, Future):
+            raise _broken_submit(executor, phase, f"returned {type(future).__name__}, not a "
+                                 f"concurrent.futures.Future")
         submission.future = future
         if broken:
             future.cancel()
