@@ -29,8 +29,8 @@ def _run(
 
 @pytest.mark.timeout(60)
 def test_site_build_json(phasewise_cmd: list[str], repo: Path, tmp_path: Path) -> None:
-    proc = _run(phasewise_cmd, "run", repo / "examples" / "site_build.py", "--json", "-j", "4",
-                env={"SITE_BUILD_ROOT": str(tmp_path)})
+    site = repo / "examples" / "site_build.py"
+    proc = _run(phasewise_cmd, "run", site, "--json", "-j", "4", "--workdir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["status"] == "completed"
@@ -39,11 +39,23 @@ def test_site_build_json(phasewise_cmd: list[str], repo: Path, tmp_path: Path) -
     summary = doc["results"]["write"]
     assert (summary["pages"], summary["files"]) == (20, 22)
     out = Path(summary["output_dir"])
-    assert out.parent.parent == tmp_path
+    assert out == tmp_path / "run" / "write"  # each phase works in its own folder
     assert sorted(p.name for p in out.iterdir())[:2] == ["index.html", "page-00.html"]
     assert len(list(out.iterdir())) == 22
     assert "<h1>Page 3: on sagas</h1>" in (out / "page-03.html").read_text(encoding="utf-8")
+    assert len(list((tmp_path / "run" / "render").glob("*.html"))) == 20
     assert "parse | parsed page-19" in proc.stderr  # captured lines, live, on stderr
+    assert "[1/5] Discovering sources..." in proc.stderr  # labels in the progress lines
+    # params: fewer pages, and no page of the first run is left in the site
+    again = _run(phasewise_cmd, "run", site, "--json", "--workdir", tmp_path / "run",
+                 "--param", "pages=3", "--param", "title=Three pages")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["results"]["write"]["files"] == 5
+    assert len(list(out.iterdir())) == 5
+    assert "<h1>Three pages</h1>" in (out / "index.html").read_text(encoding="utf-8")
+    cached = _run(phasewise_cmd, "run", site, "--workdir", tmp_path / "run", "--param",
+                  "pages=3", "--param", "title=Three pages")
+    assert re.search(r"^  \[CACHED\] parse ", cached.stderr, re.M), cached.stderr
 
 
 @pytest.mark.timeout(60)
