@@ -20,7 +20,8 @@ from phasewise.testing import ExecutorUnderTest, conformance
 from phasewise.testing.conformance import *  # noqa: F403
 from phasewise.testing.handlers import const
 
-EXECUTORS = executor_registry().names()
+EXECUTORS = [name for name in executor_registry().names() if name != "dask"]
+"""dask runs the suite in test_dask.py, on a real cluster started once for the session."""
 BUILT_IN = {"inline", "thread", "process", "subprocess"}
 
 

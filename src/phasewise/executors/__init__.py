@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from phasewise.core.task import Task
     from phasewise.core.wire import Log, Started
     from phasewise.executors.base import BaseExecutor
+    from phasewise.executors.dask import DaskExecutor
     from phasewise.executors.future import CancellableFuture
     from phasewise.executors.inline import InlineExecutor
     from phasewise.executors.process import ProcessExecutor
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BaseExecutor",
     "CancellableFuture",
+    "DaskExecutor",
     "Executor",
     "InlineExecutor",
     "Log",
@@ -52,6 +54,7 @@ __all__ = [
 _LAZY = {
     "BaseExecutor": "phasewise.executors.base",
     "CancellableFuture": "phasewise.executors.future",
+    "DaskExecutor": "phasewise.executors.dask",
     "InlineExecutor": "phasewise.executors.inline",
     "Log": "phasewise.core.wire",
     "ProcessExecutor": "phasewise.executors.process",
@@ -74,3 +77,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def _drop_without_dask() -> None:
+    """``DaskExecutor`` is exported only when dask.distributed is installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        __all__.remove("DaskExecutor")
+        del _LAZY["DaskExecutor"]
+
+
+_drop_without_dask()

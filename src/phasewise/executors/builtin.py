@@ -37,6 +37,28 @@ def _subprocess(**options: Any) -> Any:
     return SubprocessExecutor(**options)
 
 
+def _dask(**options: Any) -> Any:
+    """A dask.distributed cluster (options: address=, n_workers=, threads_per_worker=)."""
+    try:
+        from phasewise.executors.dask import DaskExecutor
+    except ImportError as exc:  # pragma: no cover - the module itself imports no dask
+        from phasewise.core.errors import ExecutorError
+
+        raise ExecutorError("dask", f"install phasewise[dask]: {exc}") from exc
+    return DaskExecutor(**options)
+
+
+def _dask_entry() -> Any:
+    """``_dask``, or where the registry can mark an executor unavailable and distributed
+    is not installed, that mark (the factory itself raises the same otherwise)."""
+    try:
+        from phasewise.plugins.registry import Unavailable
+    except ImportError:
+        return _dask
+    return Unavailable.unless_importable("distributed", "pip install 'phasewise[dask]'") or _dask
+
+
 @hookimpl
 def phasewise_executors() -> dict[str, Any]:
-    return {"inline": _inline, "thread": _thread, "process": _process, "subprocess": _subprocess}
+    return {"inline": _inline, "thread": _thread, "process": _process, "subprocess": _subprocess,
+            "dask": _dask_entry()}

@@ -1,0 +1,175 @@
+"""What runs on a dask worker for the dask executor: each task in a child process.
+
+    dask worker thread: run_task(payload, topic, task_id)
+        child = an idle child, or Popen(python -c CHILD ...)   (own session)
+        payload ──▶ child's task pipe          child: phasewise.executors.worker.serve
+        Log frames ◀── result pipe ──▶ worker.log_event(topic, {task, seq, stream, lines})
+        Result|Error frames ◀──        ──▶ returned as bytes (the parent: reply_value)
+    kill_task(task_id)  (client.run, on a timeout / cancel): SIGKILL the child's session
+
+A thread on a dask worker cannot be stopped, so the handler runs in a child process of
+the worker (``phasewise.executors.worker``, the subprocess executor's worker), reused for
+the next task once it has replied; killing it stops the phase's code for sure. A child
+watches its parent and kills its own session when the dask worker is gone. Imported on
+the workers by reference (phasewise must be installed there); it imports distributed
+only inside ``run_task``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from phasewise.core import framing, wire
+from phasewise.core.errors import WireError
+from phasewise.executors._exits import describe_exit
+from phasewise.executors._syscalls import write_all
+
+__all__ = ["kill_task", "release_children", "run_task"]
+
+_SRC_DIR = str(Path(__file__).resolve().parents[2])  # the directory that holds phasewise/
+
+CHILD = """
+import os, signal, sys, threading, time
+parent = int(sys.argv[1])
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os.killpg(0, signal.SIGKILL)   # the dask worker is gone: so is this phase
+threading.Thread(target=watch, daemon=True).start()
+from phasewise.executors.worker import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+class _Child:
+    """A worker child process and its two pipes."""
+
+    def __init__(self) -> None:
+        task_r, self.task_w = os.pipe()
+        self.result_r, result_w = os.pipe()
+        env = dict(os.environ)
+        paths = [_SRC_DIR, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(os.getpid()), str(task_r), str(result_w)],
+                pass_fds=(task_r, result_w), start_new_session=True,
+                stdin=subprocess.DEVNULL, env=env)
+        except BaseException:
+            os.close(self.task_w)
+            os.close(self.result_r)
+            raise
+        finally:
+            os.close(task_r)
+            os.close(result_w)
+        self.reader = framing.MessageReader()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def close(self) -> None:
+        """Kill it, reap it, close the pipes."""
+        self.kill()
+        self.process.wait()
+        for fd in (self.task_w, self.result_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+_lock = threading.Lock()
+_idle: list[_Child] = []
+_running: dict[str, _Child] = {}
+_killed: collections.deque[str] = collections.deque(maxlen=1024)  # kills that came first
+
+
+def _take(task_id: str) -> _Child:
+    with _lock:
+        child = _idle.pop() if _idle else None
+    if child is None or child.process.poll() is not None:
+        if child is not None:
+            child.close()
+        child = _Child()
+    with _lock:
+        _running[task_id] = child
+        killed = task_id in _killed
+    if killed:
+        child.kill()
+    return child
+
+
+def run_task(payload: bytes, topic: str, task_id: str) -> tuple[str, bytes | str, int, str]:
+    """Run one ``Task.payload`` in a child process of this dask worker.
+
+    Each ``Log`` the child sends goes to the parent at once as a worker event on
+    ``topic``; returns ``(status, data, events, worker)``: ``("reply", reply bytes, …)``
+    or ``("died", why, …)``, with how many Log events were sent and this worker's
+    address."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    address = str(worker.address)
+    worker.log_event(topic, {"task": task_id, "start": address})
+    child, sent, reply = _take(task_id), 0, None
+    try:
+        try:
+            write_all(child.task_w, payload)
+        except OSError:
+            pass  # it died: its exit status says why
+        while reply is None:
+            n = os.readv(child.result_r, [child.reader.buffer()])
+            if not n:
+                break
+            for message in child.reader.filled(n):
+                if isinstance(message, wire.Log):
+                    worker.log_event(topic, {"task": task_id, "seq": sent,
+                                             "stream": message.stream,
+                                             "lines": list(message.lines)})
+                    sent += 1
+                elif isinstance(message, (wire.Result, wire.Error)):
+                    reply = b"".join(framing.encode_parts(message))
+    except WireError as exc:
+        return "died", f"its worker sent a {exc}", sent, address
+    finally:
+        with _lock:
+            _running.pop(task_id, None)
+            keep = reply is not None and not child.reader.pending and len(_idle) < 64
+            if keep:
+                _idle.append(child)
+        if not keep:
+            child.close()
+    if reply is None:
+        code = child.process.returncode
+        return "died", describe_exit("", child.process.pid, code).split(": ", 1)[-1], sent, address
+    return "reply", reply, sent, address
+
+
+def kill_task(task_id: str) -> bool:
+    """Kill the child running ``task_id`` here (``client.run``); True if there was one."""
+    with _lock:
+        child = _running.get(task_id)
+        if child is None:
+            _killed.append(task_id)
+    if child is not None:
+        child.kill()
+    return child is not None
+
+
+def release_children() -> int:
+    """Stop the idle children of this worker (at the executor's shutdown); how many."""
+    with _lock:
+        idle = list(_idle)
+        _idle.clear()
+    for child in idle:
+        child.close()
+    return len(idle)

@@ -1,0 +1,271 @@
+"""DaskExecutor on a real cluster: a scheduler and two workers started as separate
+processes on 127.0.0.1 (once per session), the conformance suite run on them, and what a
+cluster adds: live lines through worker events, a worker SIGKILLed mid-phase, a timeout
+that stops the code on the worker, an unreachable scheduler, the LocalCluster default.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed", reason="dask.distributed is not installed: "
+                    "pip install 'phasewise[dask]' to test the dask executor")
+
+from processes import descendants, wait_until_gone
+
+from phasewise import Phase, Pipeline, Store
+from phasewise.core.errors import ExecutorError
+from phasewise.core.task import Task
+from phasewise.executors import DaskExecutor
+from phasewise.testing import ExecutorUnderTest
+from phasewise.testing.conformance import *  # noqa: F403
+
+pytestmark = pytest.mark.timeout(60)
+
+START_LIMIT = 60.0
+
+
+# ── the cluster ─────────────────────────────────────────────────────────────
+
+
+def _spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", *args], start_new_session=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for process in processes:
+        process.wait(10)
+
+
+def _start_worker(scheduler_file: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return _spawn("distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
+                  "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard", *extra)
+
+
+def _wait_for_workers(address: str, n: int, resource: str | None = None) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=START_LIMIT, set_as_default=False) as client:
+        deadline = time.monotonic() + START_LIMIT
+        while time.monotonic() < deadline:
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            if resource is None and len(workers) >= n:
+                return
+            if resource is not None and any(resource in w.get("resources", {})
+                                            for w in workers):
+                return
+            time.sleep(0.1)
+    raise TimeoutError(f"the dask workers did not join {address}")
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A scheduler and two one-thread workers, separate processes on 127.0.0.1:
+    ``(address, scheduler_file)``."""
+    scheduler_file = tmp_path_factory.mktemp("dask") / "scheduler.json"
+    processes = [_spawn("distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                        "--port", "0", "--no-dashboard", "--scheduler-file",
+                        str(scheduler_file))]
+    try:
+        deadline = time.monotonic() + START_LIMIT
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        import json
+
+        time.sleep(0.1)  # the file is written whole, but give it a moment
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        processes += [_start_worker(scheduler_file), _start_worker(scheduler_file)]
+        _wait_for_workers(address, 2)
+        yield address, scheduler_file
+    finally:
+        _stop(processes)
+
+
+@pytest.fixture(autouse=True)
+def _skip_what_a_cluster_cannot_do(request: pytest.FixtureRequest) -> None:
+    if request.node.originalname == "test_without_capture_output_passes_through":
+        pytest.skip("on a cluster, a phase that does not capture writes to its dask "
+                    "worker's own stdout/stderr, not the parent's (docs/cluster.md)")
+
+
+@pytest.fixture
+def address(dask_cluster: tuple[str, Path]) -> str:
+    return dask_cluster[0]
+
+
+@pytest.fixture
+def phasewise_executor(address: str) -> ExecutorUnderTest:
+    """The conformance suite, imported above, runs on the session's cluster."""
+    return ExecutorUnderTest("dask", options={"address": address})
+
+
+@pytest.fixture
+def no_phase_process_left() -> Iterator[None]:
+    """No process a phase started (a worker's child) is left after the test."""
+    me = os.getpid()
+    before = descendants(me)
+    yield
+    left = wait_until_gone(lambda: descendants(me) - before)
+    assert not left, f"processes left behind: {sorted(left)}"
+
+
+# ── handlers (imported by reference in the workers' children) ───────────────
+
+
+def print_then_sleep(seconds: float) -> float:
+    print("early line", flush=True)
+    time.sleep(seconds)
+    return time.time()
+
+
+def sleep_then_touch(seconds: float, path: str) -> None:
+    time.sleep(seconds)
+    Path(path).touch()
+
+
+def announce_then_sleep(path: str, seconds: float) -> None:
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+# ── what a cluster adds ─────────────────────────────────────────────────────
+
+
+def test_a_printed_line_reaches_the_store_before_the_phase_ends(
+    address: str, no_phase_process_left: None
+) -> None:
+    pipeline = Pipeline("live", Phase("live", partial(print_then_sleep, 1.5)),
+                        capture_output=True)
+    store = Store(pipeline.build_reducer())
+    seen: list[float] = []
+
+    def listener() -> None:
+        if not seen and any(line.line == "early line"
+                            for line in store.state.phase("live").logs):
+            seen.append(time.time())
+
+    store.subscribe(listener)
+    result = pipeline.run(executor="dask", executor_options={"address": address}, store=store)
+    assert result.ok, result.state.phase("live").error
+    ended = result.results["live"]
+    assert seen, "the line never reached the Store"
+    assert seen[0] < ended - 1.0, f"the line arrived {ended - seen[0]:.2f}s before the end"
+
+
+def test_a_worker_killed_mid_phase_fails_that_phase_naming_the_worker(
+    dask_cluster: tuple[str, Path], tmp_path: Path
+) -> None:
+    address, scheduler_file = dask_cluster
+    victim = _start_worker(scheduler_file, "--resources", "VICTIM=1", "--no-nanny")
+    try:
+        _wait_for_workers(address, 0, resource="VICTIM")
+        started = tmp_path / "started"
+        with DaskExecutor(address=address, resources={"victim": {"VICTIM": 1}}) as executor:
+            from distributed import Client
+
+            with Client(address, set_as_default=False) as client:
+                worker = next(a for a, w in client.scheduler_info(n_workers=-1)["workers"]
+                              .items() if "VICTIM" in w.get("resources", {}))
+            future = executor.submit(
+                Task("victim", partial(announce_then_sleep, str(started), 30.0)), print)
+            deadline = time.monotonic() + 20
+            while not started.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert started.exists(), "the phase never started"
+            child = int(started.read_text())
+            victim.kill()
+            with pytest.raises(Exception) as raised:
+                future.result(timeout=20)
+        message = str(raised.value)
+        assert "victim" in message and worker in message, message
+        assert wait_until_gone(lambda: {child} if _alive(child) else set(), 5.0) == set()
+    finally:
+        _stop([victim])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and " Z " not in Path(
+        f"/proc/{pid}/stat").read_text()
+
+
+def test_a_timeout_stops_the_code_on_the_worker(
+    address: str, tmp_path: Path, no_phase_process_left: None
+) -> None:
+    late = tmp_path / "written_after_the_timeout"
+    pipeline = Pipeline("timeout", Phase("slow", partial(sleep_then_touch, 1.5, str(late)),
+                                         timeout=0.3))
+    result = pipeline.run(executor="dask", executor_options={"address": address})
+    assert result.state.phase("slow").status == "failed"
+    assert "timed out" in result.state.phase("slow").error
+    time.sleep(2.0)
+    assert not late.exists(), "the phase kept running on the worker after its timeout"
+
+
+def test_an_unreachable_scheduler_is_an_executor_error() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ExecutorError, match="cannot reach the dask scheduler"):
+        DaskExecutor(address=f"tcp://127.0.0.1:{port}", connect_timeout=1.0)
+
+
+def test_dask_scheduler_address_is_used_without_an_address(
+    address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+    with DaskExecutor() as executor:
+        assert executor.cluster is None
+        assert executor.address == address
+
+
+def test_without_an_address_a_local_cluster_runs_and_is_closed(
+    monkeypatch: pytest.MonkeyPatch, no_phase_process_left: None
+) -> None:
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    from phasewise.testing import handlers as h
+
+    pipeline = Pipeline("local", Phase("a", partial(h.const, 1)),
+                        Phase("b", partial(h.where)), parallel=True)
+    result = pipeline.run(executor="dask", max_workers=2)
+    assert result.ok
+    assert result.results["a"] == 1
+    assert result.results["b"][0] != os.getpid()
+
+
+def test_shutdown_with_cancel_stops_running_phases(
+    address: str, tmp_path: Path, no_phase_process_left: None
+) -> None:
+    started = tmp_path / "started"
+    executor = DaskExecutor(address=address)
+    future = executor.submit(
+        Task("long", partial(announce_then_sleep, str(started), 30.0)), print)
+    deadline = time.monotonic() + 20
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t = time.monotonic()
+    executor.shutdown(cancel=True)
+    assert time.monotonic() - t < 10
+    assert future.done()
