@@ -550,9 +550,32 @@ def test_every_hook_has_a_test(hook: str) -> None:
     assert implementing, f"no test implements the {hook} hook"
 
 
+def _hook_section(hook: str) -> tuple[str, str]:
+    """The heading and the text of ``hook``'s section in docs/plugins.md's reference."""
+    docs = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    reference = docs.split("\n## Hook reference\n", 1)[1]
+    for section in reference.split("\n### ")[1:]:
+        heading, _, body = section.partition("\n")
+        if heading.startswith(f"`{hook}("):
+            return heading, body
+    raise AssertionError(f"docs/plugins.md has no section for the {hook} hook")
+
+
 @pytest.mark.parametrize("hook", HOOKS)
-def test_every_hook_is_documented_in_docs_plugins_md(hook: str) -> None:
-    docs = REPO / "docs" / "plugins.md"
-    if not docs.exists():
-        pytest.skip("docs/plugins.md is not written yet")
-    assert f"`{hook}(" in docs.read_text(encoding="utf-8"), f"{hook} is not in docs/plugins.md"
+def test_every_hook_has_a_section_in_docs_plugins_md_with_its_signature(hook: str) -> None:
+    heading, body = _hook_section(hook)
+    params = ", ".join(inspect.signature(getattr(hookspecs, hook)).parameters)
+    assert heading == f"`{hook}({params})`"
+    for part in ("**When:**", "**Combining:**", "**Tested by:**"):
+        assert part in body, f"the section on {hook} says nothing under {part}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_implemented_by_the_tests_its_section_names(hook: str) -> None:
+    _, body = _hook_section(hook)
+    named = re.findall(r"`(tests/[\w/]+\.py)`", body.split("**Tested by:**", 1)[1])
+    assert named, f"the section on {hook} names no test"
+    for path in named:
+        source = (REPO / path).read_text(encoding="utf-8")
+        assert re.search(rf"@phasewise\.hookimpl\n\s*def {hook}\(", source), (
+            f"{path} implements no {hook}")

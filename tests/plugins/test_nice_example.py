@@ -62,6 +62,24 @@ def test_the_example_uses_public_names_only() -> None:
         assert private_names(path.read_text(encoding="utf-8")) == [], path.name
 
 
+def test_the_walkthrough_in_docs_plugins_md_quotes_the_example() -> None:
+    docs = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = docs.split("\n## 8. ", 1)[1].split("\n## ", 1)[0]
+    source = "\n".join(path.read_text(encoding="utf-8") for path in
+                       sorted((EXAMPLE / "phasewise_nice").glob("*.py")))
+    lines = {line.rstrip() for line in source.splitlines()}
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        for line in block.splitlines():
+            code = re.sub(r"\s+# .*$", "", line).rstrip()
+            if code:
+                assert any(known.startswith(code) for known in lines), line
+    toml = re.findall(r"```toml\n(.*?)```", section, re.S)
+    pyproject = (EXAMPLE / "pyproject.toml").read_text(encoding="utf-8")
+    assert toml and all(block in pyproject for block in toml)
+
+
 def test_installed_it_is_listed_with_its_distribution_and_version(
     site: Path, tmp_path: Path
 ) -> None:

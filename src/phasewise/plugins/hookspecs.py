@@ -30,14 +30,19 @@ __all__ = [
 def phasewise_executors() -> dict[str, Any]:
     """Name the executors this plugin provides.
 
-    Called once, the first time any executor is looked up (never at import).
+    Called once, the first time any executor is looked up (never at import), each
+    plugin's implementation on its own.
 
     :returns: ``{name: factory}``; ``factory(max_workers=None, **options)`` returns an
         object with ``submit(task, emit) -> Future`` and ``shutdown(cancel=False)``. A
-        factory's docstring's first line is shown by ``phasewise executors``.
+        factory's docstring's first line is shown by ``phasewise executors``. In place
+        of a factory, ``phasewise.plugins.Unavailable(reason, install)`` lists the
+        executor as unavailable (its backend is missing) with what to install.
 
-    Results from every plugin are merged; two plugins naming the same executor is a
-    ``PluginError`` naming both.
+    Results from every plugin are merged, built-ins first; a name two plugins give is a
+    clash, and asking for it an ``ExecutorClashError`` naming both. An implementation
+    that raises, or returns anything else, fails its plugin alone (one
+    ``PluginWarning``; the plugin is unregistered).
     """
 
 
