@@ -14,7 +14,7 @@ from functools import partial
 
 import pytest
 
-from phasewise import Action, Phase, Pipeline
+from phasewise import Phase, Pipeline
 from phasewise.plugins.manager import executor_registry
 from phasewise.testing import ExecutorUnderTest, conformance
 from phasewise.testing.conformance import *  # noqa: F403
@@ -53,5 +53,11 @@ def test_recording_store_sees_the_run(recording_store) -> None:
     pipeline = Pipeline("rec", Phase("a", partial(const, 1)))
     store, actions = recording_store(pipeline)
     pipeline.run(executor="inline", store=store)
-    assert [a.type for a in actions][:2] == ["@@INIT", "@@PIPELINE_START"]
-    assert isinstance(actions[-1], Action)
+    assert [a.type for a in actions] == [
+        "@@INIT", "@@PIPELINE_START", "@@PHASE_START", "@@PHASE_COMPLETE",
+        "@@PIPELINE_COMPLETE"]
+    assert actions[3].payload["result"] == 1
+    replayed = None  # the recorded actions, reduced again, give the Store's state
+    for action in actions:
+        replayed = pipeline.build_reducer()(replayed, action)
+    assert replayed == store.state

@@ -177,8 +177,11 @@ def write_pid_and_die(pid_file: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def slow_pid(seconds: float) -> int:
-    time.sleep(seconds)
+def pid_once_there(path: str) -> int:
+    """This worker's pid, once ``path`` exists (another phase wrote it, at the same time)."""
+    deadline = time.monotonic() + 20
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return os.getpid()
 
 
@@ -490,11 +493,12 @@ def test_dead_worker_fails_only_its_own_phase(executor: str, tmp_path: Path) -> 
     skip = PhasePolicy(on_fail="skip")
     pipeline = Pipeline(
         "four",
-        Phase("a", functools.partial(slow_pid, 0.2), parallel=True),
+        # a runs until b has written its pid: the two run at once, on two workers
+        Phase("a", functools.partial(pid_once_there, str(pid_file)), parallel=True),
         Phase("b", functools.partial(write_pid_and_die, str(pid_file)), parallel=True,
               policy=skip),
-        Phase("c", functools.partial(slow_pid, 0.2), parallel=True),
-        Phase("d", functools.partial(slow_pid, 0.2), parallel=True),
+        Phase("c", getpid, parallel=True),
+        Phase("d", getpid, parallel=True),
     )
     result = pipeline.run(executor=executor, max_workers=2)
     assert result.ok, result.state

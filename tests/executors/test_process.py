@@ -71,6 +71,12 @@ def no_processes_here() -> set[int]:
     return descendants(os.getpid())
 
 
+def meet(mine: str, other: str) -> int:
+    """Announce this task and wait for the other one: this worker's pid, once both run."""
+    Path(mine).touch()
+    return wait_for(other)
+
+
 def sleep_forever() -> None:
     time.sleep(60)
 
@@ -356,11 +362,13 @@ def test_shutdown_leaves_no_process_and_is_idempotent() -> None:
 
 
 @pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
-def test_idle_workers_exit_on_shutdown_without_being_killed(start_method: str) -> None:
+def test_idle_workers_exit_on_shutdown_without_being_killed(start_method: str,
+                                                          tmp_path: Path) -> None:
     pool = ProcessExecutor(max_workers=2, start_method=start_method)
-    futures = [pool.submit(Task(f"t{i}", functools.partial(slow_pid, 0.1)), lambda e: None)
-               for i in range(2)]
-    assert len({f.result(timeout=15) for f in futures}) == 2
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    futures = [pool.submit(Task(name, functools.partial(meet, mine, other)), lambda e: None)
+               for name, mine, other in (("t0", first, second), ("t1", second, first))]
+    assert len({f.result(timeout=15) for f in futures}) == 2  # both workers ran at once
     started = time.monotonic()
     pool.shutdown()
     # an idle worker exits when its task pipe closes; the fallback (SIGKILL after

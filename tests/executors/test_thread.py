@@ -7,15 +7,9 @@ import threading
 import pytest
 
 from phasewise.core.task import Task
-from phasewise.executors import Executor, ThreadExecutor
+from phasewise.executors import ThreadExecutor
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def test_it_satisfies_the_executor_protocol() -> None:
-    executor = ThreadExecutor()
-    assert isinstance(executor, Executor)
-    executor.shutdown()
 
 
 def test_bad_max_workers() -> None:
@@ -61,15 +55,19 @@ def test_max_workers_threads_run_at_once() -> None:
 
 
 def test_errors_become_the_future_exception() -> None:
+    raised = RuntimeError("bad")
+
     def handler():
-        raise RuntimeError("bad")
+        raise raised
 
     executor = ThreadExecutor(max_workers=1)
     try:
         error = executor.submit(Task("t", handler), print).exception(timeout=10)
+        after = executor.submit(Task("after", lambda: "still works"), print).result(10)
     finally:
         executor.shutdown()
-    assert isinstance(error, RuntimeError)
+    assert error is raised
+    assert after == "still works"  # the thread that ran it goes on
 
 
 def test_shutdown_cancel_cancels_queued_tasks() -> None:
