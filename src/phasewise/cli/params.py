@@ -88,7 +88,7 @@ def _toml(text: str, where: str) -> Any:
         import tomllib
     except ImportError:  # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
         except ImportError:
             raise ParamsError(f"{where}: reading TOML needs Python 3.11 or later (or the "
                               "tomli package); give a .json file instead") from None
