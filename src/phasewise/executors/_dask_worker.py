@@ -24,13 +24,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from phasewise.core import framing, wire
 from phasewise.core.errors import WireError
 from phasewise.executors._exits import describe_exit
 from phasewise.executors._syscalls import write_all
 
-__all__ = ["kill_task", "release_children", "run_task"]
+__all__ = ["dask_setup", "kill_task", "release_children", "run_task"]
 
 _SRC_DIR = str(Path(__file__).resolve().parents[2])  # the directory that holds phasewise/
 
@@ -163,6 +164,16 @@ def kill_task(task_id: str) -> bool:
     if child is not None:
         child.kill()
     return child is not None
+
+
+def dask_setup(worker: Any) -> None:
+    """A worker preload (the LocalCluster's): Ctrl-C is the parent's to handle, so a
+    worker in the terminal's process group does not die of it before its phases are
+    killed and the cluster is closed."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to do
+        pass
 
 
 def release_children() -> int:

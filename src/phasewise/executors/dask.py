@@ -36,6 +36,8 @@ from phasewise.executors.reply import reply_value
 __all__ = ["INSTALL", "DaskExecutor"]
 
 INSTALL = "pip install 'phasewise[dask]'"
+KILL_WAIT = 5.0
+"""Seconds a kill or a shutdown waits for the cluster to answer."""
 LOG_WAIT = 10.0
 """Seconds a finished task's future waits for the last of its Log events."""
 
@@ -105,7 +107,8 @@ class DaskExecutor(BaseExecutor):
                     n_workers=n_workers or max_workers or os.cpu_count() or 1,
                     threads_per_worker=threads_per_worker, processes=True,
                     host="127.0.0.1", dashboard_address=dashboard,
-                    silence_logs=logging.ERROR)
+                    silence_logs=logging.ERROR,
+                    preload=["phasewise.executors._dask_worker"])
             try:
                 self.client = distributed.Client(self.cluster, set_as_default=False)
             except BaseException:
@@ -244,18 +247,16 @@ class DaskExecutor(BaseExecutor):
         thread.start()
 
     def _cancel_dask(self, record: _Running, kill: bool = False) -> None:
-        try:
-            if kill:
-                workers = [record.worker] if record.worker else None
-                self.client.run(kill_task, _task_id(record),
-                                workers=workers, on_error="ignore")
-        except Exception:
-            pass
-        finally:
-            try:
-                record.dask.cancel()
-            except Exception:
-                pass
+        if kill:
+            workers = [record.worker] if record.worker else None
+            self._bounded(kill_task, _task_id(record), workers=workers)
+        _call_bounded(record.dask.cancel)
+        self._fail(record, WorkerDied(f"phase {record.phase!r} was cancelled", record.phase))
+
+    def _bounded(self, function: Callable[..., Any], *args: Any,
+                 workers: list[str] | None = None) -> None:
+        """``client.run(function, *args)`` on the workers, waiting at most KILL_WAIT."""
+        _call_bounded(self.client.run, function, *args, workers=workers, on_error="ignore")
 
     def close(self, cancel: bool) -> None:
         """Wait for the running tasks (``cancel``: kill them first), then close the client
@@ -275,10 +276,7 @@ class DaskExecutor(BaseExecutor):
             self._disconnect()
 
     def _disconnect(self) -> None:
-        try:
-            self.client.run(release_children, on_error="ignore")
-        except Exception:
-            pass
+        self._bounded(release_children)
         for topic in (self.topic, "all"):
             try:
                 self.client.unsubscribe_topic(topic)
@@ -289,6 +287,21 @@ class DaskExecutor(BaseExecutor):
         finally:
             if self.cluster is not None:
                 self.cluster.close(timeout=10)
+
+
+def _call_bounded(function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call ``function`` in a thread of its own, waiting at most KILL_WAIT for it (a
+    cluster that does not answer must not hold up a cancel or a shutdown)."""
+
+    def call() -> None:
+        try:
+            function(*args, **kwargs)
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=call, daemon=True, name="phasewise-dask-call")
+    thread.start()
+    thread.join(KILL_WAIT)
 
 
 def _task_id(record: _Running) -> str:
