@@ -269,3 +269,64 @@ def test_shutdown_with_cancel_stops_running_phases(
     executor.shutdown(cancel=True)
     assert time.monotonic() - t < 10
     assert future.done()
+
+
+# ── the command line ────────────────────────────────────────────────────────
+
+SCRIPT = """
+import time
+from phasewise import Phase, Pipeline
+
+def slow():
+    print("working", flush=True)
+    time.sleep(60)
+
+pipeline = Pipeline("cc", Phase("slow", slow))
+"""
+
+
+def test_ctrl_c_of_a_run_on_a_local_cluster_leaves_no_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_process_left: str
+) -> None:
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    script = tmp_path / "cc.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "out.txt"
+    with out.open("wb") as sink:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "phasewise.cli.main", "run", str(script), "--executor",
+             "dask", "-j", "2", "--workdir", str(tmp_path / "work")],
+            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while b"working" not in out.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert b"working" in out.read_bytes(), out.read_text()
+        os.killpg(run.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        assert run.wait(30) == 130, out.read_text()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert "CANCELLED" in out.read_text()
+
+
+def _without_distributed(*args: str) -> subprocess.CompletedProcess[str]:
+    code = ("import sys; sys.modules['distributed'] = None; "
+            f"sys.argv = ['phasewise', *{list(args)!r}]; "
+            "from phasewise.cli.main import main; main()")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_without_distributed_dask_is_unavailable_with_the_install_command(
+    tmp_path: Path,
+) -> None:
+    listed = _without_distributed("executors")
+    line = next(x for x in listed.stdout.splitlines() if x.startswith("dask"))
+    assert "unavailable" in line and "phasewise[dask]" in line, listed.stdout
+    script = tmp_path / "p.py"
+    script.write_text(SCRIPT)
+    ran = _without_distributed("run", str(script), "--executor", "dask")
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert "phasewise[dask]" in ran.stdout + ran.stderr
