@@ -35,6 +35,7 @@ import site
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from phasewise.core import framing, wire
 from phasewise.core.errors import BootstrapError
@@ -151,13 +152,13 @@ def check_can_start_processes(executor: str) -> None:
 def _module_being_imported() -> str | None:
     """The file of the module whose top-level code is running, mid-import, on this
     thread's stack (innermost first), or None."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name == "<module>":
             spec = frame.f_globals.get("__spec__")
             if spec is not None and getattr(spec, "_initializing", False):
                 return str(frame.f_globals.get("__file__") or frame.f_globals.get("__name__"))
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return None
 
 

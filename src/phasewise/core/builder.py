@@ -100,5 +100,5 @@ class PipelineBuilder:
 
 def _as_list(deps: Dependency | Iterable[Dependency]) -> list[Dependency]:
     if isinstance(deps, str) or callable(deps):
-        return [deps]  # type: ignore[list-item]
+        return [deps]
     return list(deps)

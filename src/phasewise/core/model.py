@@ -59,7 +59,6 @@ class Pipeline:
                 flat.append(p)
             else:
                 raise PipelineError(f"pipeline {name!r}: expected Phase objects, got {p!r}")
-        phases = tuple(flat)
         if params is not None and not isinstance(params, Mapping):
             raise PipelineError(f"pipeline {name!r}: params must be a mapping of defaults")
         self.params: dict[str, Any] | None = dict(params) if params is not None else None
@@ -67,10 +66,10 @@ class Pipeline:
         self.parallel = bool(parallel)
         self.phases: tuple[Phase, ...] = tuple(
             dataclasses.replace(p, parallel=self.parallel) if p.parallel is None else p
-            for p in phases)
+            for p in flat)
         self.capture_output = capture_output
         self.fail_fast = fail_fast
-        graph.validate([p.name for p in phases], {p.name: p.depends_on for p in phases})
+        graph.validate([p.name for p in flat], {p.name: p.depends_on for p in flat})
         self._by_name = {p.name: p for p in self.phases}
         self._derived: dict[str, Any] = {}
 

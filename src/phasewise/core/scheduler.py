@@ -109,7 +109,9 @@ class PipelineRun:
                  results: dict[str, Any] | None = None) -> None:
         lookup = options.executors
         if lookup is None:
-            from phasewise.core.services import lookup_executor as lookup
+            from phasewise.core.services import lookup_executor
+
+            lookup = lookup_executor
         self.plan = plan
         self.options = options
         self.max_workers = options.max_workers or os.cpu_count() or 1

@@ -166,7 +166,7 @@ def _pickler_class() -> type:
         args = tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in args)
         return (constructor, args, *rest)
 
-    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    class Pickler(cloudpickle.Pickler):
         dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(
             {types.CodeType: reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table)
 

@@ -143,7 +143,7 @@ def decode(body: Body | memoryview) -> Message:
     """Decode one frame's body; a malformed body raises ``WireError``.
 
     A Result's payload and buffers are views of ``body``, which they keep alive."""
-    return _decode(_decoder, body)  # type: ignore[no-any-return]
+    return _decode(_decoder, body)
 
 
 def _decode(decoder: msgspec.msgpack.Decoder[Any], body: Body | mmap.mmap | memoryview) -> Any:

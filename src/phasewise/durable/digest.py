@@ -77,7 +77,7 @@ class _Sink:
 def _hash_pickler() -> type:
     import cloudpickle
 
-    class HashPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    class HashPickler(cloudpickle.Pickler):
         """cloudpickle, except that the user's functions and classes become references
         and sets are sorted (a pickle only ever hashed, never loaded)."""
 

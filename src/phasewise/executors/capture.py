@@ -93,7 +93,7 @@ def capture_thread_output(emit: Callable[[Any], None]) -> Iterator[None]:
     with _lock:
         if _installed is None:
             _installed = (_Router(sys.stdout, "stdout"), _Router(sys.stderr, "stderr"))
-            sys.stdout, sys.stderr = _installed  # type: ignore[assignment]
+            sys.stdout, sys.stderr = _installed
         _sinks[ident] = sinks
     try:
         yield

@@ -26,7 +26,7 @@ __all__ = ["CancellableFuture"]
 _kill_lock = threading.Lock()
 
 
-class CancellableFuture(Future):  # type: ignore[type-arg]
+class CancellableFuture(Future[Any]):
     """A ``concurrent.futures.Future`` whose ``cancel()`` calls ``kill(self)`` when the
     task is already running.
 

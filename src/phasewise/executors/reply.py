@@ -53,7 +53,7 @@ def reply_value(reply: Reply | bytes | bytearray | memoryview, phase: str,
         if isinstance(reply, wire.Error):
             raise error_from_reply(reply, phase, executor)
     try:
-        return load_result(reply)  # type: ignore[arg-type]
+        return load_result(reply)
     except Exception as exc:
         raise SerializationError(
             f"the result of phase {phase!r} could not be unpickled in the parent: "

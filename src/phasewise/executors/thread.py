@@ -27,7 +27,7 @@ from phasewise.executors.inline import run_task_here
 
 __all__ = ["ThreadExecutor"]
 
-class _ThreadFuture(Future):  # type: ignore[type-arg]
+class _ThreadFuture(Future[Any]):
     """A Future that remembers it was given up on (a thread cannot be stopped)."""
 
     abandoned = False

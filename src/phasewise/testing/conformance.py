@@ -53,7 +53,7 @@ def phasewise_executor(request: pytest.FixtureRequest) -> str | ExecutorUnderTes
     if param is None:
         pytest.fail("no executor to test: override the phasewise_executor fixture, or run "
                     "pytest -p phasewise.testing --phasewise-executor NAME", pytrace=False)
-    return param  # type: ignore[no-any-return]
+    return param
 
 
 @pytest.fixture
