@@ -74,7 +74,7 @@ def _wait_for_workers(address: str, n: int, resource: str | None = None) -> None
     raise TimeoutError(f"the dask workers did not join {address}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # gone before other modules count their processes
 def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A scheduler and two one-thread workers, separate processes on 127.0.0.1:
     ``(address, scheduler_file)``."""

@@ -23,6 +23,7 @@ __all__ = [
     "forkserver_users",
     "main_module_hidden",
     "single_threaded",
+    "stop_helper",
     "wait_thread_gone",
 ]
 
@@ -93,13 +94,13 @@ def forkserver_users(delta: int) -> None:
 
             # Its workers are gone and it holds no state: a SIGKILL spares waiting ~20 ms
             # for its interpreter to tear itself down.
-            _stop_helper(forkserver._forkserver, "_forkserver_pid", kill=True)
+            stop_helper(forkserver._forkserver, "_forkserver_pid", kill=True)
             if _tracker_is_ours:
-                _stop_helper(resource_tracker._resource_tracker, "_pid")
+                stop_helper(resource_tracker._resource_tracker, "_pid")
             _tracker_is_ours = False
 
 
-def _stop_helper(helper: Any, pid_attribute: str, *, kill: bool = False,
+def stop_helper(helper: Any, pid_attribute: str, *, kill: bool = False,
                  seconds: float = 2.0) -> None:
     """Stop a multiprocess helper process (forkserver, resource tracker) and reap it.
 

@@ -92,12 +92,18 @@ class DaskExecutor(BaseExecutor):
         """Dask resource tags by phase name, passed to ``client.submit(resources=...)``."""
         self.address = address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         self.cluster: Any = None
+        self._tracker_is_ours = False
         if self.address:
             self.client = _connect(self.address, connect_timeout)
         else:
             bootstrap.check_can_start_processes("dask")
             import logging
+            import multiprocessing.resource_tracker as tracker
             import warnings
+
+            # LocalCluster's worker processes start the standard library's resource
+            # tracker, a child of this process: stopped with the cluster if it is ours
+            self._tracker_is_ours = tracker._resource_tracker._fd is None
 
             # allowed-failures 0: a worker that dies fails its task at once (KilledWorker)
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
@@ -286,7 +292,15 @@ class DaskExecutor(BaseExecutor):
             self.client.close(timeout=5)
         finally:
             if self.cluster is not None:
-                self.cluster.close(timeout=10)
+                try:
+                    self.cluster.close(timeout=10)
+                finally:
+                    if self._tracker_is_ours:
+                        import multiprocessing.resource_tracker as tracker
+
+                        from phasewise.executors._start import stop_helper
+
+                        stop_helper(tracker._resource_tracker, "_pid")
 
 
 def _call_bounded(function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
