@@ -103,7 +103,7 @@ class DaskExecutor(BaseExecutor):
 
             # LocalCluster's worker processes start the standard library's resource
             # tracker, a child of this process: stopped with the cluster if it is ours
-            self._tracker_is_ours = tracker._resource_tracker._fd is None
+            self._tracker_is_ours = getattr(tracker._resource_tracker, "_fd", 0) is None
 
             # allowed-failures 0: a worker that dies fails its task at once (KilledWorker)
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
