@@ -1,8 +1,13 @@
-"""The ``phasewise`` command: run, list, graph, executors.
+"""The ``phasewise`` command: run, list, graph, status, cache (and, from
+cli/plugin_commands.py, plugins and executors).
 
 Exit codes: 0 the pipeline completed, 1 it failed, 2 bad input (a usage error, printed
 as one short message without a traceback), 130 interrupted with Ctrl-C. A reader that
 goes away (``phasewise run x.py | head``) does not change the exit code (cli/pipes.py).
+
+Past 400 lines for now: most of it is ``run``'s options and their help text, which read
+best next to the command; moving ``status`` and ``cache`` next to their logic in
+cli/status.py is the obvious next split.
 """
 
 from __future__ import annotations
