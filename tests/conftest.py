@@ -7,12 +7,12 @@ fixtures.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from phasewise import Action, Pipeline, Store
+from phasewise.testing.conformance import recording_store as _recording_store
 
 # Property tests assert behaviour, never timing: no per-example deadline.
 settings.register_profile(
@@ -40,14 +40,4 @@ def recording_store() -> Callable[[Pipeline], tuple[Store, list[Action]]]:
     exactly the order the Store reduced them.
     """
 
-    def make(pipeline: Pipeline) -> tuple[Store, list[Action]]:
-        inner = pipeline.build_reducer()
-        seen: list[Action] = []
-
-        def reducer(state: Any, action: Action) -> Any:
-            seen.append(action)
-            return inner(state, action)
-
-        return Store(reducer), seen
-
-    return make
+    return _recording_store

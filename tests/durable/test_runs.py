@@ -24,6 +24,7 @@ from phasewise.core.errors import PhasewiseWarning
 from phasewise.durable.resume import load_ledger
 from phasewise.durable.workdir import Workdir, WorkdirError, WorkdirLocked
 from phasewise.plugins.manager import executor_registry
+from phasewise.testing.handlers import record
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,12 +45,7 @@ def _count(log: Path) -> dict[str, int]:
     return seen
 
 
-def append(log: str, text: str) -> None:
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (text + "\n").encode())
-    finally:
-        os.close(fd)
+append = record  # one line per call, atomically, from any process
 
 
 # ── a run in a work directory, from Python ──────────────────────────────────
