@@ -116,7 +116,15 @@ def _temporary_folders() -> _typing.Any:
     return TemporaryFolders()
 
 
-# The composition root: core finds executors through the plugin registry, and work
-# directories through phasewise.durable; both are imported only when first used.
+def _observe_run(pipeline: _typing.Any, store: _typing.Any, executor: str) -> _typing.Any:
+    from phasewise.plugins.run_hooks import observe_run
+
+    return observe_run(pipeline, store, executor)
+
+
+# The composition root: core finds executors through the plugin registry, work
+# directories through phasewise.durable, and shows runs to the plugins' run hooks; each
+# is imported only when first used.
 _services.set_executor_lookup(_lookup_executor)
 _services.set_workdir_support(_open_workdir, _temporary_folders)
+_services.set_run_observer(_observe_run)

@@ -488,8 +488,8 @@ class Observer:
         self.calls.append(("start", (pipeline.name, executor, store.state.status)))
 
     @phasewise.hookimpl
-    def phasewise_run_finish(self, pipeline, result):
-        self.calls.append(("finish", (pipeline.name, result.status)))
+    def phasewise_run_finish(self, pipeline, result, error):
+        self.calls.append(("finish", (pipeline.name, result.status, error)))
 
 
 def test_observer_hooks_reach_every_implementation() -> None:
@@ -503,11 +503,11 @@ def test_observer_hooks_reach_every_implementation() -> None:
     store = Store(pipeline.build_reducer())
     pm.hook.phasewise_run_start(pipeline=pipeline, store=store, executor="inline")
     result = pipeline.run(executor="inline", store=store)
-    pm.hook.phasewise_run_finish(pipeline=pipeline, result=result)
+    pm.hook.phasewise_run_finish(pipeline=pipeline, result=result, error=None)
     for observer in observers:
         assert observer.calls == [
             ("start", ("watched", "inline", "pending")),
-            ("finish", ("watched", "completed")),
+            ("finish", ("watched", "completed", None)),
         ]
 
 

@@ -240,12 +240,34 @@ class Pipeline:
             self._options(executor, max_workers, executor_options, lookup, capture_output,
                           fail_fast),
             params=run_params, review=review, pause_after=frozenset(pause_after))
-        if workdir is None:
-            run = PipelineRun(self._plan(), options, results)
-            store.run_saga(run.saga)
-            return PipelineResult.from_state(store.state, results, run.errors)
+        ended = services.observe_run(self, store, executor)
+        run: PipelineRun | None = None
+        try:
+            if workdir is None:
+                run = PipelineRun(self._plan(), options, results)
+                store.run_saga(run.saga)
+            else:
+                run = self._run_in(workdir, store, options, results, resume=resume,
+                                   cache=cache, params=run_params)
+        except BaseException as exc:
+            if ended is not None:
+                ended(PipelineResult.from_state(
+                    store.state, results, run.errors if run else None,
+                    interrupted=isinstance(exc, KeyboardInterrupt)), exc)
+            raise
+        result = PipelineResult.from_state(store.state, results, run.errors)
+        if ended is not None:
+            ended(result, None)
+        return result
+
+    def _run_in(self, workdir: str | os.PathLike[str], store: Store, options: RunOptions,
+                results: dict[str, Any], *, resume: bool, cache: bool,
+                params: RunParams) -> PipelineRun:
+        """Run with the run kept in ``workdir`` (see ``run``)."""
+        from phasewise.core import services
+
         record = services.open_workdir(self, workdir, resume=resume, cache=cache,
-                                       params=run_params)
+                                       params=params)
         try:
             record.attach(store)
             run = PipelineRun(self._plan(), dataclasses.replace(
@@ -254,7 +276,7 @@ class Pipeline:
             store.run_saga(run.saga)
         finally:
             record.close(store.state)
-        return PipelineResult.from_state(store.state, results, run.errors)
+        return run
 
     def _options(
         self, executor: str, max_workers: int | None,
@@ -283,12 +305,15 @@ class PipelineResult:
     counts: dict[str, int]
     errors: dict[str, BaseException] = field(default_factory=dict)
     """Failures of phases with ``Phase(error=...)``, as that type (the original as cause)."""
+    interrupted: bool = False
+    """Ctrl-C stopped the run (its status is then ``cancelled``)."""
 
     @classmethod
     def from_state(cls, state: PipelineState, results: dict[str, Any],
-                   errors: Mapping[str, BaseException] | None = None) -> PipelineResult:
+                   errors: Mapping[str, BaseException] | None = None, *,
+                   interrupted: bool = False) -> PipelineResult:
         return cls(state.status, state, dict(results), state.status == "completed",
-                   state.counts(), dict(errors or {}))
+                   state.counts(), dict(errors or {}), interrupted)
 
     def raise_for_status(self) -> PipelineResult:
         """Raise unless the pipeline completed (returns self if it did): the error of the

@@ -8,6 +8,10 @@ package root (``phasewise/__init__.py``) installs here how to find an executor b
 A work directory is seen through two small protocols: a ``RunRecord`` keeps one run
 (journal, state file, stored results) and says which phases completed before (resume);
 a ``PhaseCache`` answers whether a phase's result is already known.
+
+Every run is also shown to whatever observes runs (the plugins' run hooks, installed
+by the root as ``set_run_observer``): ``observe_run`` when it starts, and the function it
+returns when it ends.
 """
 
 from __future__ import annotations
@@ -27,11 +31,15 @@ if TYPE_CHECKING:
 __all__ = [
     "PhaseCache",
     "PhaseFolders",
+    "RunEnded",
+    "RunObserver",
     "RunRecord",
     "WorkdirOpener",
     "lookup_executor",
+    "observe_run",
     "open_workdir",
     "set_executor_lookup",
+    "set_run_observer",
     "set_workdir_support",
     "temporary_folders",
 ]
@@ -87,9 +95,18 @@ class RunRecord(Protocol):
 WorkdirOpener = Callable[..., RunRecord]
 """``opener(pipeline, workdir, *, resume, cache, params) -> RunRecord``."""
 
+RunEnded = Callable[[Any, "BaseException | None"], None]
+"""``ended(result, error)``: the run is over; ``error`` is what escaped it, if anything
+did (``KeyboardInterrupt`` on Ctrl-C), and ``result`` is built from the state then."""
+
+RunObserver = Callable[[Any, "Store", str], "RunEnded | None"]
+"""``observer(pipeline, store, executor) -> ended``, called as a run starts; None
+means nothing watches this run."""
+
 _lookup: ExecutorLookup | None = None
 _opener: WorkdirOpener | None = None
 _temporary: Callable[[], PhaseFolders] | None = None
+_observer: RunObserver | None = None
 
 
 def set_executor_lookup(lookup: ExecutorLookup) -> None:
@@ -121,3 +138,15 @@ def temporary_folders() -> PhaseFolders:
     if _temporary is None:
         raise PhasewiseError("no work directory support is installed (import phasewise first)")
     return _temporary()
+
+
+def set_run_observer(observer: RunObserver | None) -> None:
+    """Install what every run is shown to (None: nothing is)."""
+    global _observer
+    _observer = observer
+
+
+def observe_run(pipeline: Any, store: Store, executor: str) -> RunEnded | None:
+    """Show a starting run to the installed observer; returns what to call when it ends,
+    or None when nothing watches it."""
+    return None if _observer is None else _observer(pipeline, store, executor)

@@ -47,34 +47,43 @@ def phasewise_executors() -> dict[str, Any]:
 
 
 # ── observing a run ─────────────────────────────────────────────────────────
+#
+# These fire for every run, ``phasewise run`` or ``pipeline.run(...)`` in a program
+# alike. Each implementation is called on its own: one that raises is reported once (a
+# PluginWarning naming its plugin) and switched off, and the run goes on. Return values
+# are ignored. Hook wrappers are not supported on them.
 
 
 @hookspec
 def phasewise_run_start(pipeline: Pipeline, store: Store, executor: str) -> None:
-    """A run of ``pipeline`` is about to start on ``executor`` (from the CLI).
+    """A run of ``pipeline`` is starting on ``executor`` (its phases have not started).
 
     :param store: the run's Store; ``store.observe(callback)`` calls ``callback(action)``
-        after every action is reduced, as it happens.
-
-    Every implementation is called; return values are ignored.
+        after every action is reduced, as it happens. The built-in progress reporter
+        observes the store this way.
     """
 
 
 @hookspec
 def phasewise_action(pipeline: Pipeline, action: Action, state: PipelineState) -> None:
-    """``action`` has just been reduced into ``state``, during a run started by the CLI.
+    """``action`` has just been reduced into ``state``.
 
     Called from whichever thread dispatched the action (a phase's log lines arrive from
-    executor threads), in dispatch order; return quickly. Only plugins that implement
-    this hook cost anything: with none, the CLI does not observe actions for it.
-
-    Every implementation is called; return values are ignored.
+    executor threads), one action at a time, in dispatch order; return quickly. Only
+    plugins that implement this hook cost anything: with none, the run does not observe
+    its actions for it.
     """
 
 
 @hookspec
-def phasewise_run_finish(pipeline: Pipeline, result: PipelineResult) -> None:
-    """A run started by the CLI has ended, in any way (``result.status`` says which).
+def phasewise_run_finish(
+    pipeline: Pipeline, result: PipelineResult, error: BaseException | None
+) -> None:
+    """A run has ended, in any way: ``result.status`` says how, ``result.interrupted``
+    whether Ctrl-C stopped it.
 
-    Every implementation is called; return values are ignored.
+    :param error: what stopped the run, when something other than its phases did (the
+        ``KeyboardInterrupt`` of Ctrl-C, an executor that could not start, ...), and the
+        caller of ``Pipeline.run`` gets that exception next; ``None`` when the run went
+        to its end.
     """

@@ -61,11 +61,13 @@ class PhasewisePluginManager(pluggy.PluginManager):
                                 hooks=hooks_of(self, plugin))
         return PluginRecord(name, hooks=hooks_of(self, plugin))
 
-    def fail(self, plugin: Any, reason: str, trace: str = "") -> PluginRecord:
-        """One of ``plugin``'s hooks broke: unregister it, record why, warn once."""
+    def fail(self, plugin: Any, reason: str, trace: str = "", *,
+             in_run: bool = False) -> PluginRecord:
+        """One of ``plugin``'s hooks broke (``in_run``: one of its run hooks): unregister
+        it, record why, warn once."""
         record = self.record_of(plugin)
         self.unregister(plugin)
-        failed = _failed(record, reason, trace)
+        failed = _failed(record, reason, trace, in_run=in_run)
         self.records = [failed if r is record else r for r in self.records]
         if failed not in self.records:
             self.records.append(failed)
@@ -100,8 +102,9 @@ def _record_of(entry_point: importlib.metadata.EntryPoint) -> PluginRecord:
     return PluginRecord(entry_point.name, entry_point.value, name, version)
 
 
-def _failed(record: PluginRecord, reason: str, trace: str = "") -> PluginRecord:
-    failed = record.failed(reason, trace)
+def _failed(record: PluginRecord, reason: str, trace: str = "", *,
+            in_run: bool = False) -> PluginRecord:
+    failed = record.failed(reason, trace, in_run=in_run)
     warn(failed.describe(), failed)
     return failed
 

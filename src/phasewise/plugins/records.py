@@ -34,6 +34,8 @@ class PluginRecord:
     reason: str = ""
     hooks: tuple[str, ...] = ()
     traceback: str = ""
+    in_run: bool = False
+    """It failed during a run (one of its run hooks raised), not while loading."""
 
     @property
     def origin(self) -> str:
@@ -41,12 +43,15 @@ class PluginRecord:
         where = " ".join(filter(None, (self.distribution, self.version)))
         return f"plugin {self.name!r}" + (f" ({where})" if where else "")
 
-    def failed(self, reason: str, traceback: str = "") -> PluginRecord:
+    def failed(self, reason: str, traceback: str = "", *, in_run: bool = False) -> PluginRecord:
         """This record, marked failed for ``reason``."""
-        return replace(self, status="failed", reason=reason, traceback=traceback)
+        return replace(self, status="failed", reason=reason, traceback=traceback,
+                       in_run=in_run)
 
     def describe(self) -> str:
         """One line: ``plugin 'x' (dist 1.0) failed to load: ImportError: ...``."""
+        if self.status == "failed" and self.in_run:
+            return f"{self.origin} failed during the run, and is switched off: {self.reason}"
         if self.status == "failed":
             return f"{self.origin} failed to load: {self.reason}"
         if self.status == "blocked":
