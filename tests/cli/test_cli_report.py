@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 
 from phasewise import Action, Phase, Pipeline, Store
-from phasewise.cli.report import (
+from phasewise.cli.report import format_table, json_document
+from phasewise.core import actions as A
+from phasewise.plugins.reporters import (
     ProgressReporter,
     attempts,
     format_summary,
-    format_table,
-    json_document,
     short_duration,
 )
-from phasewise.core import actions as A
 
 
 def _noop() -> None:

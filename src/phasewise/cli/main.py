@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, BinaryIO, NoReturn, TextIO
 
 import click
 from click.core import ParameterSource
@@ -281,6 +281,10 @@ def cli() -> None:
                    "failed phases. auto is plain for now.")
 @click.option("-q", "--quiet", is_flag=True, default=False,
               help="The same as --progress none.")
+@click.option("--events", "events", metavar="FILE", default=None,
+              help="Write every action of the run to FILE as it happens, one JSON object "
+                   "per line ({\"time\", \"type\", \"payload\"}, first run_start, last "
+                   "run_finish), so another program can follow the run; - is stdout.")
 def run(
     target: str,
     executor: str,
@@ -300,6 +304,7 @@ def run(
     no_pause: bool,
     progress: str,
     quiet: bool,
+    events: str | None,
 ) -> None:
     """Run the pipeline TARGET and report each phase as it goes.
 
@@ -313,7 +318,7 @@ def run(
     interrupted; a closed output pipe does not change it.
     """
     from phasewise.cli.describe import no_parallel_warning
-    from phasewise.cli.report import format_summary, json_document
+    from phasewise.cli.report import json_document
     from phasewise.cli.review import is_interactive, terminal_review
     from phasewise.cli.run import (
         EXIT_INTERRUPTED,
@@ -328,10 +333,15 @@ def run(
         raise BadInput(f"-j/--max-workers must be at least 1, got {max_workers}")
     if dry_run and as_json:
         raise BadInput("--dry-run prints what a run would do, not a run: leave out --json")
+    if as_json and events == "-":
+        raise BadInput("--json and --events - would both write to stdout: give --events a "
+                       "file")
     options = parse_executor_options(executor_option)
     given = _given_params(params_file, param)
+    stdout_is_ours = as_json or events == "-"  # then all else the run prints goes to stderr
     try:
-        pipeline = _load(target)
+        with stdout_to_stderr() if stdout_is_ours else nullcontext():
+            pipeline = _load(target)
     except KeyboardInterrupt:
         sys.exit(130)
     _check_executors(pipeline, executor, _executor_source(), verbose)
@@ -360,32 +370,43 @@ def run(
     if not no_pause and is_interactive(sys.stdin, stream):
         review = terminal_review(sys.stdin, stream, again)
     try:
-        with stdout_to_stderr() if as_json else nullcontext(), _warnings_to(stream):
+        with _events_file(events) as events_out, \
+                stdout_to_stderr() if stdout_is_ours else nullcontext(), \
+                _warnings_to(stream):
             outcome = run_pipeline(
                 pipeline, executor=executor, max_workers=max_workers, executor_options=options,
                 capture_output=capture_output, fail_fast=True if fail_fast else None,
                 progress=stream, opening=opening, workdir=place, resume=resume,
                 cache=not no_cache, params=run_params, review=review,
-                pause_after=pause_after, quiet=quiet,
+                pause_after=pause_after, quiet=quiet, again=f"to carry this run on: {again}",
+                events=events_out,
             )
     except PhasewiseError as exc:  # not a phase's failure: the run could not go on
         _infrastructure_failure(exc, verbose)
-    result = outcome.result
-    summary = ""
-    if not (quiet and result.ok):
-        summary = "\n" + format_summary(result.state, pipeline.execution_order(),
-                                        interrupted=outcome.interrupted,
-                                        resumed=outcome.resumed, failures_only=quiet)
-    if not outcome.result.ok:
-        summary += f"\nto carry this run on: {again}\n"
     try:
-        stream.write(summary)
-        stream.flush()
         if as_json:
-            click.echo(json_document(result.state, result.results))
+            click.echo(json_document(outcome.result.state, outcome.result.results))
     except KeyboardInterrupt:  # Ctrl-C again while reporting: the run is over anyway
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(outcome.exit_code)
+
+
+@contextlib.contextmanager
+def _events_file(path: str | None) -> Iterator[BinaryIO | None]:
+    """``--events FILE`` opened for the run (``-`` is stdout), or None."""
+    if path is None:
+        yield None
+        return
+    try:
+        # "-": stdout as it is now, for the run's own stdout goes to stderr
+        file = (os.fdopen(os.dup(sys.stdout.fileno()), "wb") if path == "-"
+                else open(path, "wb"))  # noqa: SIM115  (closed below, after the run)
+    except OSError as exc:
+        raise BadInput(f"--events: cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        yield file
+    finally:
+        file.close()
 
 
 @cli.command(name="list")

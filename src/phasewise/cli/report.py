@@ -1,175 +1,19 @@
-"""What ``phasewise run`` writes: progress lines, the summary, the JSON document.
+"""Tables and the JSON document that ``phasewise`` commands print.
 
-Progress follows seed 004: ``[2/4] Preprocessing...`` as each phase starts (the count of
-phases begun so far, of all, and the phase's label), ``[RETRY] name: error`` before a
-retry, ``[FAIL]`` / ``[SKIP]`` / ``[CANCELLED]`` when a phase that had started ends so,
-and each captured line as ``name | line`` (``name ! line`` for stderr). After the run,
-``format_summary``: a headline, one line per phase in execution order
-(``  [OK] preprocess  (1.2s)``, ``[FAIL]`` with the error, ``[SKIP]`` with the reason,
-``[CACHED]``, ``[CANCELLED]``), each phase's warnings under it, then the tracebacks of
-failed phases.
-
-The progress reporter observes the Store (``store.observe``), so it is told each action
-as it is reduced and reads only that phase's status. It writes to the stream it was
-given when the run started, never to whatever ``sys.stderr`` is at the moment: while a
-phase captures its output, ``sys.stderr`` in that phase's thread feeds the Store, and
-writing there from a listener would loop.
-
-The run's opening lines (``phasewise: running ...``) are written when the reporter sees
-``@@PIPELINE_START``, so a run that never starts (its executors refused their options)
-prints nothing but its error.
+The progress lines and the summary of ``phasewise run`` are the built-in reporter
+plugin's (``phasewise.plugins.reporters``).
 """
 
 from __future__ import annotations
 
 import json
-import re
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from phasewise.core import actions as A
-from phasewise.core.actions import Action
-from phasewise.core.state import PhaseStatus, PipelineState
-from phasewise.core.store import Store
+from phasewise.core.state import PipelineState
 from phasewise.core.timeline import pipeline_to_timeline
 
-__all__ = [
-    "ProgressReporter",
-    "attempts",
-    "format_duration",
-    "format_summary",
-    "format_table",
-    "is_warning",
-    "json_document",
-    "short_duration",
-]
-
-Reducer = Callable[[Any, Action], Any]
-
-_WARNING = re.compile(r"^(warning: |on_success hook raised |on_failure hook raised )")
-
-
-def is_warning(line: str) -> bool:
-    """Whether a line a phase logged on stderr is one phasewise logged for it: a
-    validation warning (``warning: ...``) or a hook that raised."""
-    return bool(_WARNING.match(line))
-
-
-class ProgressReporter:
-    """Writes seed 004's progress lines, and each captured line, to ``stream``.
-
-    ``opening`` lines are written as they are when the run starts (``@@PIPELINE_START``).
-    ``labels`` give the text of the start lines (the phase's name when missing).
-    ``quiet``: nothing is written at all. ``resumed`` names the phases a resumed run did
-    not run again (they completed in the run it carries on).
-    """
-
-    def __init__(
-        self, stream: TextIO, *, show_logs: bool = True, opening: Sequence[str] = (),
-        labels: Mapping[str, str] | None = None, quiet: bool = False,
-    ) -> None:
-        self._stream = stream
-        self._show_logs = show_logs
-        self._opening = tuple(opening)
-        self._labels = dict(labels or {})
-        self._quiet = quiet
-        self._numbers: dict[str, int] = {}  # phase -> n of its "[n/N]" line
-        self._lock = threading.RLock()
-        self.resumed: set[str] = set()
-
-    def attach(self, store: Store) -> Callable[[], None]:
-        """Observe ``store``'s actions; returns the function that stops it."""
-        return store.observe(lambda action: self._report(action, store))
-
-    def _report(self, action: Action, store: Store) -> None:
-        if action.type == A.PIPELINE_START:
-            self._open()
-            return
-        payload: Mapping[str, Any] = {}
-        if isinstance(action.payload, Mapping):
-            payload = action.payload
-            name = payload.get("name")
-        else:
-            name = action.payload  # a phase action may carry the phase's name alone
-        if not isinstance(name, str):
-            return
-        state = store.state
-        try:
-            phase = state.phase(name)
-        except KeyError:
-            return
-        with self._lock:  # numbers are handed out in the order lines are written
-            line = self._line_for(action.type, phase, payload, len(state.phases))
-            if line is not None and not self._quiet:
-                self._stream.write(line + "\n")
-                self._stream.flush()
-
-    def _line_for(self, kind: str, phase: PhaseStatus, payload: Mapping[str, Any],
-                  total: int) -> str | None:
-        name = phase.name
-        if kind == A.PHASE_LOG:
-            line = str(payload.get("line", ""))
-            stderr = payload.get("stream") == "stderr"
-            if not self._show_logs and not (stderr and is_warning(line)):
-                return None
-            return f"{name} {'!' if stderr else '|'} {line}"
-        if kind == A.PHASE_START:
-            again = f" (attempt {phase.attempt})" if phase.attempt > 1 else ""
-            return f"{self._begin(name, total)}...{again}"
-        if kind == A.PHASE_RETRY:
-            of = int(payload.get("max_retries", 0)) + 1
-            return (f"[RETRY] {name}: {_first_line(phase.error)}; attempt {phase.attempt} "
-                    f"of {of} follows")
-        if kind == A.PHASE_COMPLETE:
-            if payload.get("resumed"):
-                self.resumed.add(name)
-            if name in self._numbers:
-                return None
-            how = "cached" if phase.cached else (
-                "kept from the last run" if payload.get("resumed") else "done")
-            return f"{self._begin(name, total)}... {how}"
-        if kind == A.PHASE_SKIPPED:
-            if name not in self._numbers:  # its condition was false: it never started
-                return f"{self._begin(name, total)}... skipped: {_first_line(phase.error)}"
-            return f"[SKIP] {name}: {_first_line(phase.error)}"
-        if kind == A.PHASE_FAILED:
-            return f"[FAIL] {name}: {_first_line(phase.error)}"
-        if kind == A.PHASE_CANCELLED and name in self._numbers:
-            return f"[CANCELLED] {name}: {_first_line(phase.error)}"
-        return None
-
-    def _begin(self, name: str, total: int) -> str:
-        n = self._numbers.setdefault(name, len(self._numbers) + 1)
-        return f"[{n}/{total}] {self._labels.get(name) or name}"
-
-    def _open(self) -> None:
-        opening, self._opening = self._opening, ()  # once, even if the run were restarted
-        if opening and not self._quiet:
-            self._stream.write("".join(f"{line}\n" for line in opening))
-            self._stream.flush()
-
-
-# ── after the run ───────────────────────────────────────────────────────────
-
-
-def format_duration(seconds: float) -> str:
-    return f"{seconds:.2f}s"
-
-
-def short_duration(seconds: float) -> str:
-    """``0.04s``, ``1.2s``, ``2m05s``: what the summary shows."""
-    if seconds < 1:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s"
-
-
-def _first_line(text: str, limit: int = 100) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+__all__ = ["format_table", "json_document"]
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -184,80 +28,6 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(row) for row in body)])
-
-
-_TAGS = {"completed": "OK", "failed": "FAIL", "skipped": "SKIP", "cancelled": "CANCELLED",
-         "pending": "PENDING", "running": "RUNNING", "retrying": "RETRYING"}
-
-
-def format_summary(
-    state: PipelineState, order: Sequence[str] | None = None, *, interrupted: bool = False,
-    resumed: Iterable[str] = (), failures_only: bool = False,
-) -> str:
-    """The end-of-run report: a headline, a line per phase, then failed phases' tracebacks.
-
-    ``order`` lists the phase names in the order to show them (``phasewise run`` passes
-    ``pipeline.execution_order()``, the order of ``phasewise list``); without it, the
-    phases come in declaration order. ``resumed`` names phases a resumed run kept from
-    the run it carried on. ``failures_only`` (``-q``): only the failed phases' lines.
-    """
-    counts = ", ".join(f"{n} {status}" for status, n in state.counts().items())
-    how = "interrupted" if interrupted else state.status
-    head = f"pipeline {state.name!r} {how} in {format_duration(state.elapsed)} ({counts})"
-    phases = _in_order(state, order)
-    if order is not None:
-        head += "; phases in execution order"
-    shown = [p for p in phases if p.status == "failed"] if failures_only else phases
-    parts = [head, "", *_phase_lines(shown, set(resumed))]
-    for p in phases:
-        if p.status == "failed" and p.traceback:
-            parts += ["", f"phase {p.name!r} failed: {p.error}", p.traceback.rstrip()]
-    return "\n".join(parts) + "\n"
-
-
-def _phase_lines(phases: Sequence[PhaseStatus], resumed: set[str]) -> list[str]:
-    """``  [TAG] name  (duration)  detail`` per phase, tags and names padded to a column,
-    and under each, the warnings phasewise logged for it."""
-    tags = {p.name: "CACHED" if p.cached else _TAGS.get(p.status, p.status.upper())
-            for p in phases}
-    tag_width = max((len(t) + 2 for t in tags.values()), default=0)
-    name_width = max((len(p.name) for p in phases), default=0)
-    lines = []
-    for p in phases:
-        head = f"  {'[' + tags[p.name] + ']':<{tag_width}} {p.name:<{name_width}}"
-        lines.append(f"{head}  {_detail(p, p.name in resumed)}".rstrip())
-        indent = " " * (3 + tag_width)
-        lines += [f"{indent}{log.line}" for log in p.logs
-                  if log.stream == "stderr" and is_warning(log.line)]
-    return lines
-
-
-def _detail(p: PhaseStatus, resumed: bool) -> str:
-    if attempts(p) == 0:  # never started: cancelled (or pending), or skipped by its condition
-        return _first_line(p.error, 80) or "not started"
-    timing = short_duration(p.elapsed)
-    if p.attempt > 1:
-        timing += f", {p.attempt} attempts"
-    if resumed:
-        timing = "kept from the last run"
-    error = _first_line(p.error, 80) if p.status in ("failed", "skipped", "cancelled") else ""
-    return f"({timing})  {error}" if error else f"({timing})"
-
-
-def attempts(phase: PhaseStatus) -> int:
-    """How many times ``phase`` started: 0 for one that never did (``PhaseStatus.attempt``
-    is 1 from the outset, the number of the attempt that comes next)."""
-    never_started = phase.status in ("pending", "cancelled", "skipped") and not phase.started_at
-    return 0 if never_started else phase.attempt
-
-
-def _in_order(state: PipelineState, order: Sequence[str] | None) -> list[PhaseStatus]:
-    if order is None:
-        return list(state.phases)
-    by_name = {p.name: p for p in state.phases}
-    listed = [by_name[name] for name in order if name in by_name]
-    seen = set(order)
-    return listed + [p for p in state.phases if p.name not in seen]  # none, unless out of step
 
 
 def json_document(state: PipelineState, results: Mapping[str, Any]) -> str:

@@ -1,14 +1,13 @@
-"""Running a pipeline for ``phasewise run``: Store, reporter, plugin hooks, Ctrl-C.
+"""Running a pipeline for ``phasewise run``: the reporters, Ctrl-C, the exit code.
 
 ::
 
-    Store(pipeline.build_reducer())
-      ├─ reporter (store.observe) ──▶ opening lines at @@PIPELINE_START, then progress
-      │                               lines, on the stream it was given
-      ├─ plugins' listeners   (phasewise_run_start receives the store)
-      └─ phasewise_action(pipeline, action, state)   (if any plugin implements it)
-    pipeline.run(store=store, ...)  ─▶  PipelineResult (or KeyboardInterrupt)
-    phasewise_run_finish(result)    ─▶  summary, exit code
+    plugin manager ◀── register ProgressReporter (progress lines, then the summary)
+                   ◀── register EventsReporter   (--events FILE)
+    pipeline.run(store=store, ...)   ─▶  PipelineResult (or KeyboardInterrupt)
+      └─ Pipeline.run shows the run to every plugin's run hooks, the two above and any
+         third party's alike (plugins/run_hooks.py)
+    unregister the reporters          ─▶  RunOutcome: result, interrupted, exit code
 """
 
 from __future__ import annotations
@@ -20,11 +19,11 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
-from phasewise.cli.report import ProgressReporter
 from phasewise.core.model import Pipeline, PipelineResult
 from phasewise.core.store import Store
+from phasewise.plugins.reporters import EventsReporter, ProgressReporter
 
 __all__ = [
     "EXIT_FAILED",
@@ -74,13 +73,17 @@ def run_pipeline(
     review: Callable[[str, str, Path | None], bool] | None = None,
     pause_after: Iterable[str] = (),
     quiet: bool = False,
+    again: str = "",
+    events: IO[bytes] | None = None,
 ) -> RunOutcome:
-    """Run ``pipeline`` with live progress on ``progress`` and the run hooks around it.
+    """Run ``pipeline`` with live progress and the summary on ``progress``.
 
     ``opening`` lines go to ``progress`` when the run starts (``@@PIPELINE_START``), not
     before: a run whose executors refuse their options prints only its error. ``quiet``
-    writes no progress at all. ``params``, ``review`` and ``pause_after`` are
-    ``Pipeline.run``'s.
+    writes no progress, and only the failed phases in the summary. ``again`` follows the
+    summary of a run that did not complete (how to carry it on). ``events``: every
+    action is written there as a JSON line. ``params``, ``review`` and ``pause_after``
+    are ``Pipeline.run``'s.
 
     Ctrl-C does not escape: ``Pipeline.run`` cancels the run and re-raises
     KeyboardInterrupt, and the outcome says ``interrupted``.
@@ -88,17 +91,14 @@ def run_pipeline(
     from phasewise.plugins.manager import plugin_manager
 
     reporter = ProgressReporter(progress, show_logs=capture_output, opening=opening,
-                                labels={p.name: p.label for p in pipeline.phases},
-                                quiet=quiet)
+                                quiet=quiet, again=again)
+    reporters: list[Any] = [reporter]
+    if events is not None:
+        reporters.append(EventsReporter(events))
+    pm = plugin_manager()
+    for plugin in reporters:
+        pm.register(plugin)
     store = Store(pipeline.build_reducer())
-    reporter.attach(store)
-    hook = plugin_manager().hook
-    hook.phasewise_run_start(pipeline=pipeline, store=store, executor=executor)
-    if hook.phasewise_action.get_hookimpls():  # a hook call per action only if wanted
-        store.observe(
-            lambda action: hook.phasewise_action(pipeline=pipeline, action=action,
-                                                 state=store.state)
-        )
     interrupted = False
     results: dict[str, Any] = {}
     try:
@@ -119,13 +119,11 @@ def run_pipeline(
         )
     except KeyboardInterrupt:
         interrupted = True
-        result = PipelineResult.from_state(store.state, results)
-    except BaseException:
-        hook.phasewise_run_finish(
-            pipeline=pipeline, result=PipelineResult.from_state(store.state, results)
-        )
-        raise
-    hook.phasewise_run_finish(pipeline=pipeline, result=result)
+        result = PipelineResult.from_state(store.state, results, interrupted=True)
+    finally:
+        for plugin in reporters:
+            if pm.is_registered(plugin):
+                pm.unregister(plugin)
     return RunOutcome(result, interrupted, frozenset(reporter.resumed))
 
 

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from phasewise.cli.report import format_duration, format_table
+from phasewise.cli.report import format_table
+from phasewise.plugins.reporters import format_duration
 
 __all__ = ["describe_status", "find_workdir", "format_cache_entries", "is_alive"]
 
