@@ -104,6 +104,17 @@ def test_phase_start(reducer, init) -> None:
     assert b.started_at == 12.0
     assert state.current_phase == "b"
     assert state.phase("a").status == "pending"
+    assert (b.executor, b.worker) == ("", "")
+
+
+def test_phase_start_records_where_the_attempt_runs(reducer, init) -> None:
+    on = {"name": "b", "executor": "process", "worker": "pid 42"}
+    state = apply(reducer, init, Action(PHASE_START, on))
+    assert (state.phase("b").executor, state.phase("b").worker) == ("process", "pid 42")
+    # a retry on a worker in phasewise's own process: the worker is not carried over
+    state = apply(reducer, state, Action(PHASE_START, {"name": "b", "attempt": 2,
+                                                       "executor": "thread"}))
+    assert (state.phase("b").executor, state.phase("b").worker) == ("thread", "")
 
 
 def test_phase_complete(reducer, init) -> None:

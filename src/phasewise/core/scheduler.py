@@ -332,7 +332,8 @@ class PipelineRun:
                         capture_output=self.options.capture_output, timeout=phase.timeout,
                         params=task_params, workdir=task_folder)
             try:
-                result = yield Execute(task, executor, self._event_actions(name, attempt))
+                result = yield Execute(task, executor, self._event_actions(
+                    name, attempt, phase.executor or self.options.executor))
                 warnings = phase.validate(result) if phase.validate is not None else None
             except SagaCancelled:
                 raise
@@ -458,8 +459,9 @@ class PipelineRun:
         return PhaseContext(phase.name, results, self.plan.upstream(phase.name))
 
     @staticmethod
-    def _event_actions(name: str, attempt: int) -> Any:
-        """What the events of one attempt of phase ``name`` mean for the Store."""
+    def _event_actions(name: str, attempt: int, executor: str) -> Any:
+        """What the events of one attempt of phase ``name`` (on the executor named
+        ``executor``) mean for the Store."""
 
         def to_actions(event: Any) -> Iterable[Action]:
             if type(event) is Log:
@@ -467,8 +469,9 @@ class PipelineRun:
                 return [Action(A.PHASE_LOG, {"name": name, "line": line, "stream": stream,
                                              "timestamp": timestamp}) for line in event.lines]
             if type(event) is Started:
-                return (Action(A.PHASE_START, {"name": name, "attempt": attempt,
-                                               "timestamp": event.timestamp}),)
+                return (Action(A.PHASE_START, {
+                    "name": name, "attempt": attempt, "timestamp": event.timestamp,
+                    "executor": executor, "worker": event.worker}),)
             return ()
 
         return to_actions

@@ -62,6 +62,11 @@ class PhaseStatus(msgspec.Struct, frozen=True):
     logs: tuple[PhaseLog, ...] = ()
     cached: bool = False
     traceback: str = ""
+    executor: str = ""
+    """The name of the executor its last attempt ran on (empty until it starts)."""
+    worker: str = ""
+    """Where on that executor: ``pid 1234``, a dask worker's address; empty when in
+    phasewise's own process or not told."""
 
 
 class _PhasesField:
@@ -213,7 +218,9 @@ def make_reducer(
         now = payload.get("timestamp") or time.monotonic()
         if kind == A.PHASE_START:
             status = replace(old, status="running", started_at=now,
-                             attempt=payload.get("attempt", 1))
+                             attempt=payload.get("attempt", 1),
+                             executor=payload.get("executor", old.executor),
+                             worker=payload.get("worker", ""))
         elif kind == A.PHASE_COMPLETE:
             status = replace(
                 old, status="completed", error="",  # an earlier attempt's error is gone

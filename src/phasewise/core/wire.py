@@ -54,9 +54,13 @@ Body = bytes | bytearray
 
 
 class Started(msgspec.Struct, tag="started", tag_field="kind", array_like=True, frozen=True):
-    """The task has begun on a worker (it may have waited in the executor's queue)."""
+    """The task has begun on a worker (it may have waited in the executor's queue).
+
+    ``worker`` says which, for people watching the run: ``pid 1234`` for a process, a
+    dask worker's address; empty when the task runs in phasewise's own process."""
 
     timestamp: float
+    worker: str = ""
 
 
 class Log(msgspec.Struct, tag="log", tag_field="kind", array_like=True, frozen=True):

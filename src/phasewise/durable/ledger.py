@@ -17,7 +17,9 @@ _DONE = ("completed", "skipped")
 class Ledger:
     """Per phase (in the pipeline's execution order): ``status``, ``attempt``,
     ``started``/``finished`` (wall clock), ``elapsed``, ``error``, ``cached``, ``result``
-    (where it is kept, or None), ``fingerprint``, ``weight``, ``log_count``."""
+    (where it is kept, or None), ``fingerprint``, ``weight``, ``log_count``, and the
+    ``executor`` and ``worker`` of its last start (empty in a journal written before
+    phasewise recorded them)."""
 
     def __init__(self, snapshot: dict[str, Any]) -> None:
         self.pipeline: str = snapshot["pipeline"]
@@ -78,4 +80,4 @@ class Ledger:
 def _pending(name: str, fingerprint: str, weight: float) -> dict[str, Any]:
     return {"name": name, "fingerprint": fingerprint, "weight": weight, "status": "pending",
             "attempt": 0, "started": 0.0, "finished": 0.0, "elapsed": 0.0, "error": "",
-            "cached": False, "result": None, "log_count": 0}
+            "cached": False, "result": None, "log_count": 0, "executor": "", "worker": ""}

@@ -1,11 +1,13 @@
 """Recorder: keeps a run in its work directory while it runs, from the Store's actions.
 
     Store.dispatch ─▶ observer(action) ─▶ result stored (COMPLETE) ─▶ journal record
-                                       └─▶ snapshot, at most every SNAPSHOT_EVERY s
+                                       ├─▶ snapshot, at most every SNAPSHOT_EVERY s
+                                       └─▶ a captured line ─▶ logs.jsonl (logs.py)
 
 It runs in whichever thread dispatched the action (the runner's, for transitions), after
-the reducer, so ``store.state`` already holds the phase's elapsed time. Log lines are
-only counted: the journal holds transitions, not output.
+the reducer, so ``store.state`` already holds the phase's elapsed time. The journal
+holds transitions (a phase's executor and worker with its start), not output: log lines
+are counted there and kept in the log file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from phasewise.core.errors import PhasewiseWarning
 from phasewise.core.store import Store
 from phasewise.durable.journal import Journal
 from phasewise.durable.ledger import Ledger
+from phasewise.durable.logs import LogFile
 from phasewise.durable.results import StoreFailed, store_result
 from phasewise.durable.snapshot import write_snapshot
 from phasewise.durable.workdir import Workdir
@@ -41,10 +44,12 @@ _STATUS = {
 
 
 class Recorder:
-    """Writes ``ledger``'s run to ``workdir`` as ``store``'s actions come (``attach``)."""
+    """Writes ``ledger``'s run to ``workdir`` as ``store``'s actions come (``attach``), and
+    the lines phases print to ``logs``."""
 
-    def __init__(self, workdir: Workdir, journal: Journal, ledger: Ledger) -> None:
-        self.workdir, self.journal, self.ledger = workdir, journal, ledger
+    def __init__(self, workdir: Workdir, journal: Journal, ledger: Ledger,
+                 logs: LogFile) -> None:
+        self.workdir, self.journal, self.ledger, self.logs = workdir, journal, ledger, logs
         self._store: Store | None = None
         self._last_snapshot = 0.0
         self._dirty = False
@@ -57,11 +62,13 @@ class Recorder:
         kind = action.type
         if kind == A.PHASE_LOG:
             payload = action.payload
-            name = payload.get("name") if isinstance(payload, Mapping) else payload
-            phase = self.ledger.phases.get(name)  # type: ignore[arg-type]
-            if phase is not None:
-                phase["log_count"] += 1
-                self._dirty = True
+            if isinstance(payload, Mapping):
+                phase = self.ledger.phases.get(payload.get("name", ""))
+                if phase is not None:
+                    phase["log_count"] += 1
+                    self._dirty = True
+                    self.logs.write(phase["name"], str(payload.get("stream", "stdout")),
+                                    str(payload.get("line", "")), time.time())
             return
         status = _STATUS.get(kind)
         if status is not None:
@@ -85,7 +92,8 @@ class Recorder:
             self._write({**record, "result": before["result"]})
             return
         if status == "running":
-            record.update(attempt=payload.get("attempt", 1), started=now, error="")
+            record.update(attempt=payload.get("attempt", 1), started=now, error="",
+                          executor=payload.get("executor", ""), worker=payload.get("worker", ""))
         elif status == "retrying":
             record.update(attempt=payload.get("attempt", before["attempt"]),
                           error=str(payload.get("error", "")))

@@ -21,6 +21,7 @@ from phasewise.durable.fingerprint import fingerprints, uses_params
 from phasewise.durable.folders import PhaseFolders
 from phasewise.durable.journal import Journal
 from phasewise.durable.ledger import Ledger
+from phasewise.durable.logs import LogFile
 from phasewise.durable.recorder import Recorder
 from phasewise.durable.resume import plan_resume
 from phasewise.durable.snapshot import write_snapshot
@@ -88,7 +89,8 @@ class DurableRun:
             write_snapshot(workdir.state_file, ledger.snapshot(0))
             journal = Journal(workdir.journal_file, fresh=True, journal_id=journal_id)
         self.journal, self.ledger = journal, ledger
-        self.recorder = Recorder(workdir, journal, ledger)
+        self.logs = LogFile(workdir.logs_file, fresh=not resume)
+        self.recorder = Recorder(workdir, journal, ledger, self.logs)
         self.recorder._write({"k": "run", "run": uuid.uuid4().hex, "pid": os.getpid(),
                               "resume": resume, "time": time.time()})
         self.recorder.snapshot()
@@ -105,6 +107,7 @@ class DurableRun:
             self.recorder.snapshot()
         finally:
             self.journal.close()
+            self.logs.close()
             self.workdir.unlock()
 
 

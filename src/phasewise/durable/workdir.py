@@ -51,6 +51,7 @@ class Workdir:
         self.path = Path(path).absolute()
         self.state_file = self.path / "pipeline-state.json"
         self.journal_file = self.path / "journal.jsonl"
+        self.logs_file = self.path / "logs.jsonl"
         self.results_dir = self.path / "_results"
         self.cache_dir = self.path / "_cache"
         self.lock_file = self.path / "_lock"

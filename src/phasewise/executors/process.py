@@ -190,16 +190,17 @@ class ProcessExecutor(BaseExecutor):
             future.cancel()
         return future
 
-    def _dispatch(self, only_idle: bool = False) -> list[Callable[[Any], None]]:
+    def _dispatch(self, only_idle: bool = False) -> list[tuple[Callable[[Any], None], _Worker]]:
         """Hand pending tasks to workers: idle ones first (starting workers up to
         max_workers), then, unless ``only_idle``, as the next task of busy ones, up to
         ``_DEPTH`` each while their tasks are quick.
 
-        Call with the lock held; returns the emits of the tasks that started, for the
-        caller to tell (with ``_announce``) once the lock is released. Submit asks for
-        idle workers only: writing to a busy worker's pipe is the manager thread's job,
-        as a system call in the submitting thread would hand the GIL to the manager."""
-        started: list[Callable[[Any], None]] = []
+        Call with the lock held; returns the emits of the tasks that started, with their
+        workers, for the caller to tell (``_announce``) once the lock is released. Submit
+        asks for idle workers only: writing to a busy worker's pipe is the manager
+        thread's job, as a system call in the submitting thread would hand the GIL to the
+        manager."""
+        started: list[tuple[Callable[[Any], None], _Worker]] = []
         while self._pending:
             future, frame, emit = self._pending[0]
             if future.done():  # cancelled while waiting
@@ -214,7 +215,7 @@ class ProcessExecutor(BaseExecutor):
                     self._idle.appendleft(worker)
                     continue
                 worker.started_at = time.monotonic()
-                started.append(emit)
+                started.append((emit, worker))
             worker.tasks.append(_Assigned(future, frame, emit))
             try:
                 write_all(worker.task_fd, frame)
@@ -385,7 +386,7 @@ class ProcessExecutor(BaseExecutor):
     def _release(self, worker: _Worker) -> None:
         """The worker has replied: it starts its next task, if it has one, else waits
         idle; pending tasks go to it."""
-        started = []
+        started: list[tuple[Callable[[Any], None], _Worker]] = []
         with self._lock:
             if worker.tasks:
                 worker.tasks.popleft()
@@ -396,7 +397,7 @@ class ProcessExecutor(BaseExecutor):
                     self._idle.append(worker)
                 elif worker.tasks[0].future.set_running_or_notify_cancel():
                     worker.started_at = now
-                    started.append(worker.tasks[0].emit)  # the next one, already sent
+                    started.append((worker.tasks[0].emit, worker))  # the next, already sent
                 else:  # it was cancelled while it waited, and the worker has begun it
                     self._kill_worker(worker)
                 started += self._dispatch()
@@ -534,10 +535,10 @@ def _initialized_worker_main(task_conn: Any, result_conn: Any, inherited: tuple[
     process_worker_main(task_conn, result_conn, inherited)
 
 
-def _announce(started: list[Callable[[Any], None]]) -> None:
+def _announce(started: list[tuple[Callable[[Any], None], _Worker]]) -> None:
     now = time.monotonic()
-    for emit in started:
-        emit(wire.Started(now))
+    for emit, worker in started:
+        emit(wire.Started(now, f"pid {worker.process.pid}"))
 
 
 def _phase(worker: _Worker) -> str:
