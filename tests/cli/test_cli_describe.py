@@ -132,6 +132,54 @@ def test_graph_dot_escapes_names(
     assert result.stdout.rstrip().endswith("}")
 
 
+GRAPHED_RUN = """
+def ok():
+    return 1
+
+def bad():
+    raise ValueError("no")
+
+pipeline = Pipeline("gr", Phase("a", ok), Phase("b", bad, depends_on=("a",)),
+                    Phase("c", ok, depends_on=("b",)))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_graph_colors_each_phase_by_the_status_of_the_kept_run(
+    fmt: str, invoke: Callable[..., Result], write_target: Callable[..., Path], tmp_path: Path
+) -> None:
+    from phasewise.cli.palette import STATUS_FILL
+
+    path = write_target(GRAPHED_RUN)
+    workdir = tmp_path / "wd"
+    assert invoke("run", path, "--workdir", workdir, "-e", "inline").exit_code == 1
+    result = invoke("graph", path, "--workdir", workdir, "--format", fmt)
+    assert result.exit_code == 0, result.output
+    colors = {"a": STATUS_FILL["completed"], "b": STATUS_FILL["failed"],
+              "c": STATUS_FILL["cancelled"]}
+    if fmt == "dot":
+        for name, color in colors.items():
+            assert re.search(rf'^    "{name}" \[.*fillcolor="{color}"', result.stdout, re.M)
+    else:
+        ids = {name: node for node, name in re.findall(
+            r'^\s+(p\d+)\["([^"]+)"', result.stdout, re.M)}
+        fills = dict(re.findall(r"^    classDef (\w+) fill:(#\w+)", result.stdout, re.M))
+        classes = {node: status for nodes, status in re.findall(
+            r"^    class ([\w,]+) (\w+)$", result.stdout, re.M) for node in nodes.split(",")}
+        assert {name: fills[classes[ids[name]]] for name in colors} == colors
+
+
+def test_graph_of_a_workdir_of_another_pipeline_is_exit_2(
+    invoke: Callable[..., Result], write_target: Callable[..., Path], tmp_path: Path
+) -> None:
+    workdir = tmp_path / "wd"
+    invoke("run", write_target(GRAPHED_RUN), "--workdir", workdir, "-e", "inline")
+    result = invoke("graph", write_target(PIPELINE, name="other.py"), "--workdir", workdir)
+    assert result.exit_code == 2
+    assert "belongs to pipeline 'gr'" in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_graph_rejects_unknown_format(
     invoke: Callable[..., Result], write_target: Callable[..., Path]
 ) -> None:

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from phasewise.cli.palette import fill_of
 from phasewise.cli.report import format_table
 from phasewise.core.model import Pipeline
 
@@ -170,12 +171,16 @@ def _lambda_source(fn: Any, limit: int = 50) -> str | None:
     return None
 
 
-def render_graph(pipeline: Pipeline, fmt: str) -> str:
-    """The dependency graph as Mermaid or Graphviz dot; parallel phases are drawn rounded."""
+def render_graph(pipeline: Pipeline, fmt: str,
+                 statuses: Mapping[str, str] | None = None) -> str:
+    """The dependency graph as Mermaid or Graphviz dot; parallel phases are drawn rounded.
+
+    ``statuses`` (phase name to status, as a run left them) colors each node by its
+    status (``palette.STATUS_FILL``); phases it does not name are left uncolored."""
     if fmt == "mermaid":
-        return _mermaid(pipeline)
+        return _mermaid(pipeline, statuses or {})
     if fmt == "dot":
-        return _dot(pipeline)
+        return _dot(pipeline, statuses or {})
     raise ValueError(f"graph format must be one of {list(GRAPH_FORMATS)}, got {fmt!r}")
 
 
@@ -185,7 +190,7 @@ def _edges(pipeline: Pipeline) -> Iterable[tuple[str, str]]:
             yield dep, name
 
 
-def _mermaid(pipeline: Pipeline) -> str:
+def _mermaid(pipeline: Pipeline, statuses: Mapping[str, str]) -> str:
     # ids are generated: phase names may hold characters Mermaid does not allow in ids
     ids = {name: f"p{i}" for i, name in enumerate(pipeline.execution_order())}
     lines = ["flowchart TD"]
@@ -194,6 +199,11 @@ def _mermaid(pipeline: Pipeline) -> str:
         shape = f'("{label}")' if pipeline.phase(name).parallel else f'["{label}"]'
         lines.append(f"    {node}{shape}")
     lines += [f"    {ids[a]} --> {ids[b]}" for a, b in _edges(pipeline)]
+    used = sorted({status for name, status in statuses.items() if name in ids})
+    lines += [f"    classDef {status} fill:{fill_of(status)},stroke:#555" for status in used]
+    for status in used:
+        nodes = ",".join(ids[name] for name in ids if statuses.get(name) == status)
+        lines.append(f"    class {nodes} {status}")
     return "\n".join(lines) + "\n"
 
 
@@ -201,11 +211,19 @@ def _dot_id(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # double-quoted, \" and \\ escaped
 
 
-def _dot(pipeline: Pipeline) -> str:
+def _dot(pipeline: Pipeline, statuses: Mapping[str, str]) -> str:
     lines = [f"digraph {_dot_id(pipeline.name)} {{", "    node [shape=box];"]
     for name in pipeline.execution_order():
-        style = ' [style="rounded"]' if pipeline.phase(name).parallel else ""
-        lines.append(f"    {_dot_id(name)}{style};")
+        styles = ["rounded"] if pipeline.phase(name).parallel else []
+        attributes = []
+        if name in statuses:
+            styles.append("filled")
+            attributes.append(f'fillcolor="{fill_of(statuses[name])}"')
+            attributes.append(f"tooltip={_dot_id(statuses[name])}")
+        if styles:
+            attributes.insert(0, f'style="{",".join(styles)}"')
+        listed = f" [{', '.join(attributes)}]" if attributes else ""
+        lines.append(f"    {_dot_id(name)}{listed};")
     lines += [f"    {_dot_id(a)} -> {_dot_id(b)};" for a, b in _edges(pipeline)]
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -1,5 +1,5 @@
 """The ``phasewise`` command: run, list, graph, status, cache (and, from
-cli/plugin_commands.py, plugins and executors).
+cli/plugin_commands.py, plugins and executors; from cli/views.py, watch, report, mcp).
 
 Exit codes: 0 the pipeline completed, 1 it failed, 2 bad input (a usage error, printed
 as one short message without a traceback), 130 interrupted with Ctrl-C. A reader that
@@ -29,6 +29,7 @@ from click.core import ParameterSource
 
 from phasewise import __version__
 from phasewise.cli.plugin_commands import register as register_plugin_commands
+from phasewise.cli.views import register as register_view_commands
 from phasewise.core.errors import (
     ExecutorError,
     ExecutorOptionsError,
@@ -426,15 +427,25 @@ def list_phases(target: str) -> None:
 @click.argument("target")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
               show_default=True, help="Mermaid flowchart or Graphviz dot.")
-def graph(target: str, fmt: str) -> None:
+@click.option("--workdir", metavar="DIR", default=None,
+              help="Color each phase by its status in the run kept in DIR (the last run, "
+                   "or the one in progress).")
+def graph(target: str, fmt: str, workdir: str | None) -> None:
     """Print the dependency graph of TARGET as Mermaid or Graphviz dot.
 
     An edge runs from a dependency to its dependant; parallel phases are drawn with
-    rounded corners.
+    rounded corners. With --workdir, each phase is filled with the color of its status
+    in that run (completed green, failed red, running blue, skipped grey, cancelled
+    orange, pending light grey).
     """
     from phasewise.cli.describe import render_graph
 
-    click.echo(render_graph(_load(target), fmt), nl=False)
+    pipeline = _load(target)
+    statuses = None
+    if workdir is not None:
+        ledger = _ledger(workdir, pipeline.name)
+        statuses = {name: p["status"] for name, p in ledger.phases.items()}
+    click.echo(render_graph(pipeline, fmt, statuses), nl=False)
 
 
 @cli.command()
@@ -449,22 +460,37 @@ def status(workdir: str | None, as_json: bool) -> None:
     can be resumed. It reads the state file and the journal without taking the lock, so
     it shows a run in progress as it goes.
     """
-    from phasewise.cli.status import describe_status, find_workdir
-    from phasewise.durable.resume import load_ledger
-    from phasewise.durable.workdir import Workdir
+    from phasewise.cli.status import describe_status
 
-    try:
-        place = find_workdir(workdir)
-        ledger = load_ledger(Workdir(place))
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    except PhasewiseError as exc:
-        raise BadInput(str(exc)) from None
+    place = _found_workdir(workdir)
+    ledger = _ledger(str(place))
     timeline = ledger.timeline()
     if as_json:
         click.echo(json.dumps(timeline, indent=2))
     else:
         click.echo(describe_status(timeline, place, ledger.pid), nl=False)
+
+
+def _found_workdir(given: str | None) -> Path:
+    """``--workdir``, or the one work directory under ./.phasewise (BadInput if none)."""
+    from phasewise.cli.status import find_workdir
+
+    try:
+        return find_workdir(given)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _ledger(workdir: str, pipeline: str | None = None) -> Any:
+    """The run recorded in ``workdir`` (a ``durable.ledger.Ledger``; of ``pipeline``, if
+    given); BadInput when it holds none or cannot be read."""
+    from phasewise.durable.resume import load_ledger
+    from phasewise.durable.workdir import Workdir
+
+    try:
+        return load_ledger(Workdir(workdir), pipeline)
+    except (ValueError, PhasewiseError) as exc:
+        raise BadInput(str(exc)) from None
 
 
 @cli.group()
@@ -511,6 +537,8 @@ def _result_cache(workdir: str | None) -> Any:
 
 # -p no:NAME, `phasewise plugins` and `phasewise executors` (cli/plugin_commands.py)
 register_plugin_commands(cli)
+# `phasewise watch`, `report` and `mcp`, which show a kept run (cli/views.py)
+register_view_commands(cli)
 
 
 def main() -> None:
