@@ -91,8 +91,12 @@ class DurableRun:
         self.journal, self.ledger = journal, ledger
         self.logs = LogFile(workdir.logs_file, fresh=not resume)
         self.recorder = Recorder(workdir, journal, ledger, self.logs)
+        # the dependency graph, for viewers (the report's critical path); older journals
+        # have no "depends_on", and readers do without it
+        depends_on = {n: list(pipeline.phase(n).depends_on) for n in pipeline.execution_order()}
         self.recorder._write({"k": "run", "run": uuid.uuid4().hex, "pid": os.getpid(),
-                              "resume": resume, "time": time.time()})
+                              "resume": resume, "time": time.time(),
+                              "depends_on": depends_on})
         self.recorder.snapshot()
         self.cache: PhaseCache | None = WorkdirCache(workdir.cache_dir) if cache else None
 
