@@ -275,13 +275,21 @@ def cli() -> None:
 @click.option("--no-pause", "no_pause", is_flag=True, default=False,
               help="Never wait at review points (runs that are not on a terminal never "
                    "do).")
-@click.option("--progress", type=click.Choice(["auto", "plain", "none"]), default="auto",
-              show_default=True,
-              help="plain: a line as each phase starts ([2/4] Label...), retries, failures "
-                   "and captured output, then a line per phase; none: only errors and the "
-                   "failed phases. auto is plain for now.")
+@click.option("--progress", type=click.Choice(["auto", "rich", "plain", "none"]),
+              default="auto", show_default=True,
+              help="rich: a live display redrawn in place (a row per phase with its "
+                   "status, executor, worker, elapsed time, attempt and last line of "
+                   "output; a bar with the time left); plain: a line as each phase starts "
+                   "([2/4] Label...), retries, failures and captured output; none: only "
+                   "errors and the failed phases. Each ends with a line per phase. auto: "
+                   "rich when stderr is a terminal (not TERM=dumb, no NO_COLOR) and output "
+                   "is captured, else plain.")
 @click.option("-q", "--quiet", is_flag=True, default=False,
               help="The same as --progress none.")
+@click.option("--show-output", "show_output", is_flag=True, default=False,
+              help="Echo every line phases print as it comes, as 'name | line' with the "
+                   "name colored per phase, so parallel output stays labelled (captures "
+                   "output).")
 @click.option("--events", "events", metavar="FILE", default=None,
               help="Write every action of the run to FILE as it happens, one JSON object "
                    "per line ({\"time\", \"type\", \"payload\"}, first run_start, last "
@@ -305,6 +313,7 @@ def run(
     no_pause: bool,
     progress: str,
     quiet: bool,
+    show_output: bool,
     events: str | None,
 ) -> None:
     """Run the pipeline TARGET and report each phase as it goes.
@@ -323,6 +332,7 @@ def run(
     from phasewise.cli.review import is_interactive, terminal_review
     from phasewise.cli.run import (
         EXIT_INTERRUPTED,
+        choose_display,
         resume_command,
         run_pipeline,
         stdout_to_stderr,
@@ -353,8 +363,12 @@ def run(
         _dry_run(pipeline, executor, place, run_params, resume=resume, cache=not no_cache,
                  pause_after=pause_after if not no_pause else ())
         return
-    quiet = quiet or progress == "none"
-    capture_output = pipeline.capture_output if capture is None else capture
+    if show_output and capture is False:
+        raise BadInput("--show-output shows what phases print by capturing it: leave out "
+                       "--no-capture")
+    capture_output = show_output or (pipeline.capture_output if capture is None else capture)
+    display = choose_display(progress, quiet=quiet, stream=sys.stderr,
+                             capture_output=capture_output)
     opening = [
         f"phasewise: running {pipeline.name!r} ({len(pipeline)} phases) on {executor!r}"
         f"{', capturing output' if capture_output else ''}"
@@ -379,7 +393,8 @@ def run(
                 capture_output=capture_output, fail_fast=True if fail_fast else None,
                 progress=stream, opening=opening, workdir=place, resume=resume,
                 cache=not no_cache, params=run_params, review=review,
-                pause_after=pause_after, quiet=quiet, again=f"to carry this run on: {again}",
+                pause_after=pause_after, display=display, show_output=show_output,
+                again=f"to carry this run on: {again}",
                 events=events_out,
             )
     except PhasewiseError as exc:  # not a phase's failure: the run could not go on

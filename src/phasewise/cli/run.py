@@ -2,7 +2,9 @@
 
 ::
 
-    plugin manager ◀── register ProgressReporter (progress lines, then the summary)
+    plugin manager ◀── register the display: ProgressReporter (plain lines, then the
+                       summary), LiveDisplay (plugins/live.py, on a terminal) or the
+                       detail view (cli/tui.py, --tui)
                    ◀── register EventsReporter   (--events FILE)
     pipeline.run(store=store, ...)   ─▶  PipelineResult (or KeyboardInterrupt)
       └─ Pipeline.run shows the run to every plugin's run hooks, the two above and any
@@ -30,6 +32,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "RunOutcome",
+    "choose_display",
     "resume_command",
     "run_pipeline",
     "stdout_to_stderr",
@@ -56,6 +59,28 @@ class RunOutcome:
         return EXIT_OK if self.result.ok else EXIT_FAILED
 
 
+def choose_display(progress: str, *, quiet: bool, stream: TextIO,
+                   capture_output: bool) -> str:
+    """What ``--progress`` (``-q``) means for this terminal: ``rich``, ``plain`` or
+    ``none``. ``auto`` is the live display only where it can be drawn (``stream`` is a
+    terminal that is not ``TERM=dumb``, ``NO_COLOR`` is unset) and where nothing else
+    writes to that terminal meanwhile (the phases' output is captured)."""
+    if quiet or progress == "none":
+        return "none"
+    if progress != "auto":
+        return progress
+    drawable = (_is_terminal(stream) and os.environ.get("TERM") != "dumb"
+                and "NO_COLOR" not in os.environ)
+    return "rich" if drawable and capture_output else "plain"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def run_pipeline(
     pipeline: Pipeline,
     *,
@@ -72,15 +97,18 @@ def run_pipeline(
     params: Mapping[str, Any] | None = None,
     review: Callable[[str, str, Path | None], bool] | None = None,
     pause_after: Iterable[str] = (),
-    quiet: bool = False,
+    display: str = "plain",
+    show_output: bool = False,
     again: str = "",
     events: IO[bytes] | None = None,
 ) -> RunOutcome:
     """Run ``pipeline`` with live progress and the summary on ``progress``.
 
     ``opening`` lines go to ``progress`` when the run starts (``@@PIPELINE_START``), not
-    before: a run whose executors refuse their options prints only its error. ``quiet``
-    writes no progress, and only the failed phases in the summary. ``again`` follows the
+    before: a run whose executors refuse their options prints only its error.
+    ``display`` (``choose_display``): ``rich`` draws the live display, ``plain`` writes
+    progress lines, ``none`` no progress and only the failed phases in the summary.
+    ``show_output`` echoes every captured line as it comes. ``again`` follows the
     summary of a run that did not complete (how to carry it on). ``events``: every
     action is written there as a JSON line. ``params``, ``review`` and ``pause_after``
     are ``Pipeline.run``'s.
@@ -90,8 +118,15 @@ def run_pipeline(
     """
     from phasewise.plugins.manager import plugin_manager
 
-    reporter = ProgressReporter(progress, show_logs=capture_output, opening=opening,
-                                quiet=quiet, again=again)
+    reporter: ProgressReporter
+    if display == "rich":
+        from phasewise.plugins.live import LiveDisplay
+
+        reporter = LiveDisplay(progress, show_output=show_output, opening=opening,
+                               again=again, color="NO_COLOR" not in os.environ)
+    else:
+        reporter = ProgressReporter(progress, show_logs=capture_output, opening=opening,
+                                    quiet=display == "none", again=again)
     reporters: list[Any] = [reporter]
     if events is not None:
         reporters.append(EventsReporter(events))
