@@ -271,3 +271,23 @@ def test_import_phasewise_and_help_never_import_mcp() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Serve a run's timeline to AI agents" in proc.stdout
     assert proc.stdout.rstrip().endswith("loaded: []"), proc.stdout
+
+
+def test_a_journal_without_dependencies_gives_the_phases_and_statuses_only(
+    run: Run, write_target: Callable[..., Path], phasewise_cmd: list[str]
+) -> None:
+    """A journal written before phasewise recorded depends_on (simulated: taken out)."""
+    from phasewise.cli.mcp_server import RunView
+
+    run.release.touch()
+    run.start(write_target(PIPE), phasewise_cmd)
+    assert run.finish() == 0, run.output()
+    journal = run.workdir / "journal.jsonl"
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    for record in records:
+        record.pop("depends_on", None)
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+    graph = RunView(str(run.workdir)).graph()
+    assert "does not record the dependencies" in graph
+    assert "-->" not in graph
+    assert 'p0["talk"]' in graph and "class p0,p1 completed" in graph

@@ -55,7 +55,7 @@ class RunView:
         try:
             place = find_workdir(self.given)
         except ValueError as exc:
-            raise WorkdirError(f"{exc} (restart it as: phasewise mcp --workdir DIR)") from None
+            raise WorkdirError(f"{exc} (phasewise mcp --workdir DIR)") from None
         workdir = Workdir(place)
         if not workdir.path.is_dir():
             raise WorkdirError(
