@@ -121,6 +121,28 @@ def test_bad_phase_arguments_are_phasewise_errors(kwargs) -> None:
         Phase(**args)
 
 
+def test_resources_are_a_mapping_of_names_to_numbers_kept_as_given() -> None:
+    assert Phase("p", noop).resources is None
+    phase = Phase("p", noop, resources={"GPU": 1, "memory": 8e9})
+    assert phase.resources == {"GPU": 1, "memory": 8e9}
+
+
+@pytest.mark.parametrize(
+    ("resources", "says"),
+    [
+        ("GPU", "resources must be a mapping"),
+        ({"GPU": "one"}, "resource 'GPU' must be a number >= 0"),
+        ({"GPU": -1}, "resource 'GPU' must be a number >= 0"),
+        ({"GPU": True}, "resource 'GPU' must be a number >= 0"),
+        ({"GPU": float("nan")}, "resource 'GPU' must be a number >= 0"),
+        ({1: 1}, "a resource name must be a non-empty string"),
+    ],
+)
+def test_bad_resources_are_a_pipeline_error_naming_the_phase(resources, says) -> None:
+    with pytest.raises(PipelineError, match=f"phase 'p': {says}"):
+        Phase("p", noop, resources=resources)
+
+
 def test_wants_context_follows_the_parameter_name() -> None:
     assert Phase("a", with_context).wants_context
     assert not Phase("a", noop).wants_context

@@ -13,8 +13,11 @@ boring parts), ``CancellableFuture``, ``run_payload`` / ``reply_value`` for the 
 sides of a process boundary, and the remote-error convention, ``RemotePhaseError``.
 
 The future resolves to the handler's return value, or raises what stands for its
-failure. A future raising ``phasewise.core.errors.RemotePhaseError`` (the handler raised
-in another process) shows the phase's error as ``Type: message`` and the remote
+failure. An executor that keeps results where they were made (a cluster) may resolve it
+to a ``phasewise.core.task.Remote`` instead: the run then passes that on to the phases
+that depend on it on the same executor, and fetches the value for anything else. A
+future raising ``phasewise.core.errors.RemotePhaseError`` (the handler raised in another
+process) shows the phase's error as ``Type: message`` and the remote
 traceback it carries as the phase's traceback; any other exception shows as
 ``Type: message`` with its own traceback from the handler's frame down.
 """

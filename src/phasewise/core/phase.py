@@ -94,7 +94,10 @@ class Phase:
     with the result: raises to fail the phase, or returns warnings), ``review`` (a message
     to pause on after the phase, ``{workdir}`` filled in), ``on_success(result)`` and
     ``on_failure(error)`` hooks, ``error`` (the exception type its failure is raised as)
-    and ``resources`` (what it needs of a cluster worker, e.g. ``{"GPU": 1}``).
+    and ``resources`` (what it needs of a cluster worker, e.g. ``{"GPU": 1}`` or
+    ``{"memory": 8e9}``: names to numbers >= 0, which the dask executor passes to
+    ``client.submit(resources=...)``, so that the phase runs only on a worker started with
+    them; every other executor ignores them).
     """
 
     name: str
@@ -160,6 +163,8 @@ class Phase:
             not isinstance(self.timeout, (int, float)) or self.timeout <= 0
         ):
             raise PipelineError(f"phase {self.name!r}: timeout must be a number of seconds > 0")
+        if self.resources is not None:
+            object.__setattr__(self, "resources", _resources(self.name, self.resources))
 
     @property
     def asks(self) -> tuple[str, ...]:
@@ -171,3 +176,21 @@ class Phase:
     def wants_context(self) -> bool:
         """Whether the handler has a parameter named ``context``."""
         return "context" in self.asks
+
+
+def _resources(phase: str, resources: object) -> dict[str, float]:
+    """``Phase.resources`` checked: a mapping of names to numbers >= 0, copied."""
+    if not isinstance(resources, Mapping):
+        raise PipelineError(f"phase {phase!r}: resources must be a mapping of names to "
+                            f"numbers, such as {{'GPU': 1}}, got {resources!r}")
+    checked: dict[str, float] = {}
+    for name, amount in resources.items():
+        if not isinstance(name, str) or not name:
+            raise PipelineError(f"phase {phase!r}: a resource name must be a non-empty "
+                                f"string, got {name!r}")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not (
+                amount >= 0):
+            raise PipelineError(f"phase {phase!r}: resource {name!r} must be a number >= 0, "
+                                f"got {amount!r}")
+        checked[name] = amount
+    return checked

@@ -55,7 +55,7 @@ from phasewise.core.saga import (
     Take,
 )
 from phasewise.core.services import PhaseCache, PhaseFolders
-from phasewise.core.task import Task, handler_traceback, pickled_handler
+from phasewise.core.task import Remote, Task, handler_traceback, pickled_handler
 from phasewise.core.wire import Log, Started
 
 __all__ = ["PipelineRun", "RunOptions", "describe_error"]
@@ -231,7 +231,11 @@ class PipelineRun:
                     yield Cancel(task, unstarted_only=True)
 
     def _finish(self) -> Saga:
-        """Phases that never started end cancelled; the run ends with its status."""
+        """Phases that never started end cancelled; results kept on a cluster are
+        fetched (``Remote``), for the run's results; the run ends with its status."""
+        for name, value in self.results.items():
+            if type(value) is Remote:
+                self.results[name] = value.fetch()
         if self._stopped:
             reason = f"not started: {self._stopped}"
         elif self._interrupted:
@@ -330,10 +334,12 @@ class PipelineRun:
             attempt += 1
             task = Task(name, phase.handler, task_context, attempt=attempt,
                         capture_output=self.options.capture_output, timeout=phase.timeout,
-                        params=task_params, workdir=task_folder)
+                        params=task_params, workdir=task_folder, resources=phase.resources)
             try:
                 result = yield Execute(task, executor, self._event_actions(
                     name, attempt, phase.executor or self.options.executor))
+                if type(result) is Remote and (cache or phase.validate or phase.on_success):
+                    result = result.fetch()  # kept on a cluster, but needed here
                 warnings = phase.validate(result) if phase.validate is not None else None
             except SagaCancelled:
                 raise
@@ -455,7 +461,16 @@ class PipelineRun:
                                             "timestamp": _now()}))
 
     def _context(self, phase: Phase) -> PhaseContext:
-        results = {dep: self.results.get(dep) for dep in phase.depends_on}
+        """Its dependencies' results; one kept on a cluster (``Remote``) stays there if
+        this phase runs on the executor that keeps it and only its handler needs it."""
+        keeper = (self.session.get(phase.executor) if phase.when is None
+                  and phase.cache is False else None)
+        results: dict[str, Any] = {}
+        for dep in phase.depends_on:
+            value = self.results.get(dep)
+            if type(value) is Remote and value.holder is not keeper:
+                value = value.fetch()  # fetched once, kept in the Remote
+            results[dep] = value
         return PhaseContext(phase.name, results, self.plan.upstream(phase.name))
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 import types
 import weakref
 from collections import ChainMap
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
-__all__ = ["Task", "call_handler", "dumps", "handler_traceback", "pickled_handler"]
+__all__ = ["Remote", "Task", "call_handler", "dumps", "handler_traceback", "pickled_handler"]
 
 
 def call_handler(handler: Callable[..., Any], arguments: Mapping[str, Any] | None) -> Any:
@@ -53,7 +54,7 @@ class Task:
     """
 
     __slots__ = ("__dict__", "attempt", "capture_output", "context", "handler", "params", "phase",
-                 "timeout", "workdir")
+                 "resources", "timeout", "workdir")
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class Task:
         timeout: float | None = None,
         params: Mapping[str, Any] | None = None,
         workdir: Any = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         self.phase = phase
         self.handler = handler
@@ -75,6 +77,9 @@ class Task:
         self.attempt = attempt
         self.capture_output = capture_output
         self.timeout = timeout
+        self.resources = resources
+        """``Phase.resources``: what the phase needs of a cluster worker (``{"GPU": 1}``).
+        The dask executor asks dask for a worker that has them; the others ignore them."""
 
     @property
     def arguments(self) -> dict[str, Any]:
@@ -120,6 +125,48 @@ class Task:
 
     def __repr__(self) -> str:
         return f"Task(phase={self.phase!r}, attempt={self.attempt})"
+
+
+class Remote:
+    """A phase's result that its executor kept where the phase ran (a cluster's memory)
+    instead of sending it here: what an executor's future may resolve to in place of the
+    value.
+
+    The run passes it, as it is, in the context of a later phase on the same executor
+    (``holder``), which hands the phase the value where it lives (``ref`` is the
+    executor's own handle on it: a dask future). Everything else in this process — a
+    phase on another executor, a ``when`` condition, a cache, ``validate``, the hooks,
+    the run's results at the end — gets ``fetch()``: the value, brought here once.
+    Pickled, a Remote is its value (so a work directory saves the value).
+    """
+
+    __slots__ = ("_fetch", "_lock", "_value", "holder", "nbytes", "phase", "ref")
+
+    def __init__(self, phase: str, holder: object, fetch: Callable[[], Any], ref: Any = None,
+                 nbytes: int = 0) -> None:
+        self.phase, self.holder, self.ref, self.nbytes = phase, holder, ref, nbytes
+        self._fetch: Callable[[], Any] | None = fetch
+        self._value: Any = None
+        self._lock = threading.Lock()
+
+    def fetch(self) -> Any:
+        """The value, fetched on the first call (which raises what fetching raises)."""
+        with self._lock:
+            if self._fetch is not None:
+                self._value = self._fetch()
+                self._fetch = None
+            return self._value
+
+    def __reduce__(self) -> Any:
+        return _same, (self.fetch(),)
+
+    def __repr__(self) -> str:
+        return (f"<result of phase {self.phase!r}, {self.nbytes} bytes, kept by "
+                f"{type(self.holder).__name__}>")
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def dumps(obj: Any) -> bytes:
