@@ -17,7 +17,7 @@ last lines (an SVG ``<title>``); clicking one opens a panel with more.
 
 The SVG is drawn here, not by script, so the file reads the same without JavaScript;
 every bar is ``<rect class="bar" data-phase data-status data-attempt ...>``. Nothing in
-the file refers to the network.
+the file refers to the network. ``report.html#phase=NAME`` opens with NAME's panel shown.
 """
 
 from __future__ import annotations
@@ -179,7 +179,9 @@ def load_view(workdir: Path) -> RunView:
 
     place = Workdir(workdir)
     if not place.path.is_dir():
-        raise ValueError(f"no run is recorded in {workdir}: it is not a directory")
+        why = "it is not a directory" if place.path.exists() else "it does not exist"
+        raise ValueError(f"no run is recorded in {workdir}: {why}; pass the --workdir of "
+                         "a run")
     ledger = load_ledger(place)
     now = ledger.finished or time.time()
     attempts, depends_on = collect_attempts(read_journal(place.journal_file, ledger.journal),
@@ -485,6 +487,7 @@ document.getElementById('phases').addEventListener('click',function(e){
 var t=e.target.closest('tr[data-phase]');if(t)show(t.dataset.phase);});
 document.getElementById('close').addEventListener('click',function(){panel.hidden=true;});
 document.addEventListener('keydown',function(e){if(e.key==='Escape')panel.hidden=true;});
+var hash=/^#phase=(.*)$/.exec(location.hash);if(hash)show(decodeURIComponent(hash[1]));
 document.body.dataset.ready='1';
 })();
 """
