@@ -91,13 +91,14 @@ def test_a_library_run_fires_every_run_hook(executor: str, register: Callable[[A
     assert recorder.calls[-1] == ("finish", "completed", False, type(None))
 
 
+@pytest.mark.parametrize("executor", ["inline", "thread"])
 def test_run_finish_is_told_of_ctrl_c_and_the_caller_still_gets_it(
-    register: Callable[[Any], None],
+    executor: str, register: Callable[[Any], None],
 ) -> None:
     recorder = _Recorder()
     register(recorder)
     with pytest.raises(KeyboardInterrupt):
-        Pipeline("stop", Phase("a", _interrupt)).run(executor="thread")
+        Pipeline("stop", Phase("a", _interrupt)).run(executor=executor)
     assert recorder.calls[-1] == ("finish", "cancelled", True, KeyboardInterrupt)
 
 

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["SagaRunner"]
 
 _SUSPEND = object()  # an effect handler's answer: the saga waits; something resumes it later
+_INTERRUPTED = object()  # what a saga waits on when Ctrl-C came while its effect ran
 
 
 def _raised(exc: BaseException) -> str:
@@ -259,6 +260,12 @@ class SagaRunner:
                     value = self._join(task, Join(self._spawn(effect)))
                 else:
                     raise SagaError(f"a saga yielded {effect!r}, which is not an effect")
+            except KeyboardInterrupt:
+                # Ctrl-C while an effect ran in this thread (an inline phase's handler):
+                # as if it had come while the runner waited on the effect, so that when
+                # ``run`` cancels the sagas this one is thrown SagaCancelled there
+                task.waiting_on = _INTERRUPTED
+                raise
             except BaseException as error:
                 exc = error
             if value is _SUSPEND:
