@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from phasewise.cli.palette import fill_of
@@ -191,14 +191,25 @@ def _edges(pipeline: Pipeline) -> Iterable[tuple[str, str]]:
 
 
 def _mermaid(pipeline: Pipeline, statuses: Mapping[str, str]) -> str:
+    rounded = {name for name in pipeline.execution_order() if pipeline.phase(name).parallel}
+    return mermaid_flowchart(pipeline.execution_order(), _edges(pipeline), statuses, rounded)
+
+
+def mermaid_flowchart(names: Sequence[str], edges: Iterable[tuple[str, str]],
+                      statuses: Mapping[str, str], rounded: Set[str] = frozenset(),
+                      note: str = "") -> str:
+    """A Mermaid flowchart of the phases ``names``, an edge per (dependency, dependant)
+    pair of ``edges``, ``rounded`` nodes drawn with rounded corners, each node named in
+    ``statuses`` filled with its status's color; ``note`` becomes a comment line."""
     # ids are generated: phase names may hold characters Mermaid does not allow in ids
-    ids = {name: f"p{i}" for i, name in enumerate(pipeline.execution_order())}
+    ids = {name: f"p{i}" for i, name in enumerate(names)}
     lines = ["flowchart TD"]
+    if note:
+        lines.append(f"    %% {note}")
     for name, node in ids.items():
         label = name.replace('"', "#quot;")
-        shape = f'("{label}")' if pipeline.phase(name).parallel else f'["{label}"]'
-        lines.append(f"    {node}{shape}")
-    lines += [f"    {ids[a]} --> {ids[b]}" for a, b in _edges(pipeline)]
+        lines.append(f'    {node}("{label}")' if name in rounded else f'    {node}["{label}"]')
+    lines += [f"    {ids[a]} --> {ids[b]}" for a, b in edges if a in ids and b in ids]
     used = sorted({status for name, status in statuses.items() if name in ids})
     lines += [f"    classDef {status} fill:{fill_of(status)},stroke:#555" for status in used]
     for status in used:

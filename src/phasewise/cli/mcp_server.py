@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from phasewise.cli.palette import fill_of
 from phasewise.core.errors import PhasewiseError, WorkdirError
 from phasewise.durable.ledger import Ledger
 from phasewise.durable.workdir import Workdir
@@ -121,22 +120,12 @@ def mermaid_of(names: Sequence[str], depends_on: Mapping[str, Sequence[str]] | N
     """A Mermaid flowchart of the phases ``names`` (in execution order), an edge from each
     dependency to its dependant (none, and a comment saying so, if ``depends_on`` is
     None), each node filled with its status's color (``palette.STATUS_FILL``)."""
-    ids = {name: f"p{i}" for i, name in enumerate(names)}
-    lines = ["flowchart TD"]
-    if depends_on is None:
-        lines.append("    %% the work directory does not record the dependencies (a journal "
-                     "from an older phasewise): phases and statuses only")
-    for name, node in ids.items():
-        lines.append(f'    {node}["{name.replace(chr(34), "#quot;")}"]')
-    for name in names:
-        lines += [f"    {ids[dep]} --> {ids[name]}"
-                  for dep in (depends_on or {}).get(name, ()) if dep in ids]
-    used = sorted({status for name, status in statuses.items() if name in ids})
-    lines += [f"    classDef {status} fill:{fill_of(status)},stroke:#555" for status in used]
-    for status in used:
-        nodes = ",".join(ids[name] for name in ids if statuses.get(name) == status)
-        lines.append(f"    class {nodes} {status}")
-    return "\n".join(lines) + "\n"
+    from phasewise.cli.describe import mermaid_flowchart
+
+    edges = [(dep, name) for name in names for dep in (depends_on or {}).get(name, ())]
+    note = ("the work directory does not record the dependencies (a journal from an "
+            "older phasewise): phases and statuses only") if depends_on is None else ""
+    return mermaid_flowchart(names, edges, statuses, note=note)
 
 
 # ── the MCP server ──────────────────────────────────────────────────────────
