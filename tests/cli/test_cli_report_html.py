@@ -9,6 +9,7 @@ import json
 import shutil
 import struct
 import subprocess
+import time
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -62,6 +63,7 @@ pipeline = Pipeline(
     Phase("flaky", flaky, depends_on="a",
           policy=PhasePolicy(on_fail="retry", max_retries=2, retry_delay=0)),
     Phase("kept", kept, cache=True),
+    Phase("never", kept, when=lambda: False),
     Phase("boom", boom, depends_on=("flaky", "kept")),
     Phase("after", kept, depends_on="boom"),
     capture_output=True,
@@ -69,7 +71,7 @@ pipeline = Pipeline(
 '''
 
 # (phase, status, attempt) of every bar, in execution order (a and kept are one level)
-EXPECTED = [("a", "completed", "1"), ("kept", "completed", "1"),
+EXPECTED = [("a", "completed", "1"), ("kept", "completed", "1"), ("never", "skipped", "1"),
             ("flaky", "retrying", "1"), ("flaky", "completed", "2"),
             ("boom", "failed", "1"), ("after", "cancelled", "1")]
 
@@ -165,7 +167,7 @@ def test_every_attempt_is_a_bar_in_order_with_its_status_color(
     assert "a → flaky → boom" in html
     # one row per phase, in execution order, with the run's statuses
     assert [(r["data-phase"], r["data-status"]) for r in page.rows] == [
-        ("a", "completed"), ("kept", "completed"), ("flaky", "completed"),
+        ("a", "completed"), ("kept", "completed"), ("never", "skipped"), ("flaky", "completed"),
         ("boom", "failed"), ("after", "cancelled")]
     # each worker its lane: the pool's by pid, in-process executors by name
     ran = [b for b in page.bars if b["data-phase"] in ("a", "flaky", "boom")]
@@ -192,6 +194,7 @@ def test_hover_texts_hold_errors_and_last_lines_escaped(
     assert bar[("flaky", "2")].endswith("flaky made it")  # the last attempt's bar
     assert "ValueError: boom <b>" in bar[("boom", "1")]
     assert "not started: phase 'boom' failed" in bar[("after", "1")]
+    assert "skipped" in bar[("never", "1")]
     assert "<script>alert" not in html and "boom <b>" not in html  # escaped everywhere
     assert "&lt;script&gt;alert" in html
     assert "http://" not in html and "https://" not in html  # nothing from the network
@@ -264,7 +267,8 @@ def test_a_resumed_run_keeps_the_earlier_bars_of_what_it_carried_over(
                   "-q").exit_code == 1
     page = parse(_report(invoke, workdir, tmp_path / "report.html"))
     bars = [(b["data-phase"], b["data-status"]) for b in page.bars]
-    assert bars[:2] == [("a", "completed"), ("kept", "completed")]  # not run again
+    assert bars[:3] == [("a", "completed"), ("kept", "completed"),  # not run again
+                        ("never", "skipped")]
     assert bars.count(("boom", "failed")) == 2  # once per run
     assert bars[-1] == ("after", "cancelled")
 
@@ -344,3 +348,46 @@ def test_headless_chromium_draws_every_bar_in_order_with_its_color(
     assert "second line of a" in page.panel["text"]
     assert "on the critical path" in page.panel["text"]
     assert 'class="bar sel' in dumped.stdout or 'class="bar crit sel' in dumped.stdout
+
+
+def test_a_run_in_progress_is_reported_without_waiting_for_it(
+        write_target: Callable[..., Path], phasewise_cmd: list[str], tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    target = write_target(f'''
+import os, time
+
+def wait():
+    for _ in range(3000):  # at most a minute
+        if os.path.exists({str(go)!r}):
+            return 1
+        time.sleep(0.02)
+    return 0
+
+pipeline = Pipeline("live", Phase("first", int), Phase("waits", wait, depends_on="first"),
+                    Phase("then", int, depends_on="waits"))
+''')
+    workdir = tmp_path / "wd"
+    run = subprocess.Popen([*phasewise_cmd, "run", str(target), "-e", "thread", "--workdir",
+                            str(workdir), "-q"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        journal = workdir / "journal.jsonl"
+        for _ in range(1500):  # until "waits" has started (at most 30 s)
+            if journal.exists() and '"phase":"waits","status":"running"' in journal.read_text():
+                break
+            run.poll()
+            assert run.returncode is None, run.stderr.read() if run.stderr else ""
+            time.sleep(0.02)
+        out = tmp_path / "live.html"
+        report = subprocess.run([*phasewise_cmd, "report", "--workdir", str(workdir), "-o",
+                                 str(out)], capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert report.returncode == 0, report.stderr
+    finally:
+        go.touch()
+        assert run.wait(timeout=60) == 0
+    page = parse(out.read_text(encoding="utf-8"))
+    assert [(b["data-phase"], b["data-status"]) for b in page.bars] == [
+        ("first", "completed"), ("waits", "running")]
+    assert [(r["data-phase"], r["data-status"]) for r in page.rows] == [
+        ("first", "completed"), ("waits", "running"), ("then", "pending")]

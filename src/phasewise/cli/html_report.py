@@ -42,7 +42,7 @@ TAIL_LINES = 20
 panel a click opens (read from there)."""
 LINE_CHARS = 300
 """A longer captured line is cut to this many characters."""
-LOG_BUDGET = 1_500_000
+LOG_BUDGET = 1_000_000
 """Characters of captured lines in one report at most: past it, every phase keeps fewer
 of its last lines (one at least), so a run of many talkative phases stays small."""
 
@@ -251,7 +251,8 @@ def _summary(view: RunView, critical: list[str]) -> str:
         path = "not recorded (this run's journal names no dependencies)"
     elif critical:
         total = sum(a.end - a.start for n in critical for a in view.attempts.get(n, ()))
-        path = f"{' → '.join(critical)} ({_duration(total)})"
+        shown = critical if len(critical) <= 12 else [*critical[:5], "…", *critical[-5:]]
+        path = f"{' → '.join(shown)} ({len(critical)} phases, {_duration(total)})"
     else:
         path = "none (no phase ran)"
     facts = [
@@ -267,8 +268,8 @@ def _summary(view: RunView, critical: list[str]) -> str:
     ]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
     out = [f'<table class="facts" data-status="{escape(view.status)}">{rows}</table>\n',
-           '<table id="phases"><thead><tr><th>phase</th><th>status</th><th>executor</th>'
-           "<th>worker</th><th>attempts</th><th>duration</th><th>cached</th><th>error</th>"
+           '<div class="rows"><table id="phases"><thead><tr><th>phase</th><th>status</th>'
+           "<th>executor</th><th>worker</th><th>attempts</th><th>duration</th><th>cached</th><th>error</th>"
            "</tr></thead><tbody>\n"]
     on_path = set(critical)
     for p in view.phases:
@@ -282,7 +283,7 @@ def _summary(view: RunView, critical: list[str]) -> str:
             f'<td>{escape(str(p.get("worker") or ""))}<td>{p.get("attempt", 0)}'
             f'<td>{_duration(float(p.get("elapsed") or 0.0))}'
             f'<td>{"yes" if p.get("cached") else ""}<td>{error}\n')
-    out.append("</tbody></table>\n")
+    out.append("</tbody></table></div>\n")
     return "".join(out)
 
 
@@ -438,7 +439,9 @@ h1{font-size:18px;margin:0 0 8px}h2{font-size:15px;margin:16px 0 4px}
 table{border-collapse:collapse;margin-bottom:12px}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
 .facts th{background:#f5f5f5}
-#phases{max-height:none}#phases tbody tr:hover{background:#f5f9ff;cursor:pointer}
+.rows{max-height:40vh;overflow:auto;display:inline-block;margin-bottom:8px}
+#phases{margin:0}#phases thead th{position:sticky;top:0;background:#f5f5f5}
+#phases tbody tr:hover{background:#f5f9ff;cursor:pointer}
 #phases tr.crit td:first-child{font-weight:bold}
 i{display:inline-block;width:10px;height:10px;margin-right:4px;border:1px solid #999}
 i.crit{border:2px solid #b71c1c;width:8px;height:8px}
