@@ -226,3 +226,22 @@ def test_terminal_review_answers() -> None:
 def test_is_interactive_needs_both_terminals() -> None:
     assert is_interactive(None, io.StringIO()) is False
     assert is_interactive(io.StringIO(), io.StringIO()) is False
+
+
+@pytest.mark.timeout(90)
+def test_the_live_display_steps_aside_for_the_question(
+    phasewise_cmd: list[str], target: Path, tmp_path: Path
+) -> None:
+    term = _terminal(phasewise_cmd, tmp_path, target, "--workdir", "w", "--progress", "rich")
+    try:
+        term.read_until(PROMPT)
+        asked_at = len(term.output)
+        deadline = time.monotonic() + 0.5  # a frame drawn now would write over the question
+        while term._read(deadline):
+            pass
+        assert b"phases \xc2\xb7" not in term.output[asked_at:]  # the bar's "1/3 phases ·"
+        term.send(b"\n")
+        assert term.finish() == 0, term.text()
+    finally:
+        term.close()
+    assert "pipeline 'reviewed' completed" in term.text()

@@ -122,8 +122,11 @@ def run_pipeline(
     if display == "rich":
         from phasewise.plugins.live import LiveDisplay
 
-        reporter = LiveDisplay(progress, show_output=show_output, opening=opening,
-                               again=again, color="NO_COLOR" not in os.environ)
+        live = LiveDisplay(progress, show_output=show_output, opening=opening,
+                           again=again, color="NO_COLOR" not in os.environ)
+        if review is not None:
+            review = _paused_for(review, live)
+        reporter = live
     else:
         reporter = ProgressReporter(progress, show_logs=capture_output, opening=opening,
                                     quiet=display == "none", again=again)
@@ -160,6 +163,17 @@ def run_pipeline(
             if pm.is_registered(plugin):
                 pm.unregister(plugin)
     return RunOutcome(result, interrupted, frozenset(reporter.resumed))
+
+
+def _paused_for(review: Callable[[str, str, Path | None], bool],
+                display: Any) -> Callable[[str, str, Path | None], bool]:
+    """``review``, asking with the live display out of the way."""
+
+    def asking(phase: str, message: str, folder: Path | None) -> bool:
+        with display.paused():
+            return review(phase, message, folder)
+
+    return asking
 
 
 def resume_command(

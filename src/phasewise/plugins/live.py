@@ -25,12 +25,13 @@ writing lines).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 from phasewise.core import actions as A
@@ -214,6 +215,7 @@ class LiveDisplay(ProgressReporter):
         self._frame = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._paused = False
 
     @hookimpl
     def phasewise_run_start(self, pipeline: Any, store: Store) -> None:
@@ -278,9 +280,21 @@ class LiveDisplay(ProgressReporter):
             except Exception:  # a display must never take the run down
                 return
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Wipe the region and draw nothing during the block (a prompt on the terminal:
+        a review point); what phases print meanwhile is echoed after it."""
+        with self._lock:
+            self._write_frame(region="")
+            self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+
     def _draw(self) -> None:
         store = self._store
-        if store is None:
+        if store is None or self._paused:
             return
         width, height = _terminal_size(self._stream)
         self._frame += 1
