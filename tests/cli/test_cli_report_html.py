@@ -350,8 +350,12 @@ def test_headless_chromium_draws_every_bar_in_order_with_its_color(
     assert 'class="bar sel' in dumped.stdout or 'class="bar crit sel' in dumped.stdout
 
 
-def test_a_run_in_progress_is_reported_without_waiting_for_it(
-        write_target: Callable[..., Path], phasewise_cmd: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("killed", [False, True], ids=["running", "killed"])
+def test_a_run_in_progress_or_killed_is_reported(
+        killed: bool, write_target: Callable[..., Path], phasewise_cmd: list[str],
+        tmp_path: Path) -> None:
+    """Read while the run goes (no lock taken); a run killed mid-phase shows that phase
+    cut off where its record ends, not running on."""
     go = tmp_path / "go"
     target = write_target(f'''
 import os, time
@@ -378,6 +382,9 @@ pipeline = Pipeline("live", Phase("first", int), Phase("waits", wait, depends_on
             run.poll()
             assert run.returncode is None, run.stderr.read() if run.stderr else ""
             time.sleep(0.02)
+        if killed:
+            run.kill()  # SIGKILL: the journal ends with "waits" running
+            run.wait(timeout=60)
         out = tmp_path / "live.html"
         report = subprocess.run([*phasewise_cmd, "report", "--workdir", str(workdir), "-o",
                                  str(out)], capture_output=True, text=True, timeout=60,
@@ -385,9 +392,13 @@ pipeline = Pipeline("live", Phase("first", int), Phase("waits", wait, depends_on
         assert report.returncode == 0, report.stderr
     finally:
         go.touch()
-        assert run.wait(timeout=60) == 0
-    page = parse(out.read_text(encoding="utf-8"))
+        assert run.wait(timeout=60) == (-9 if killed else 0)
+    html = out.read_text(encoding="utf-8")
+    page = parse(html)
     assert [(b["data-phase"], b["data-status"]) for b in page.bars] == [
-        ("first", "completed"), ("waits", "running")]
+        ("first", "completed"), ("waits", "cancelled" if killed else "running")]
+    if killed:
+        assert "process is gone" in page.bars[1]["title"]
+        assert f"interrupted (its process {run.pid} is gone)" in html
     assert [(r["data-phase"], r["data-status"]) for r in page.rows] == [
         ("first", "completed"), ("waits", "running"), ("then", "pending")]

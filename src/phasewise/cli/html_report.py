@@ -95,12 +95,13 @@ class RunView:
         return critical_path(self.attempts, self.depends_on) if self.depends_on else []
 
 
-def collect_attempts(records: Iterable[Mapping[str, Any]], now: float
+def collect_attempts(records: Iterable[Mapping[str, Any]], now: float, *, alive: bool = True
                      ) -> tuple[dict[str, list[Attempt]], dict[str, list[str]] | None]:
     """Each phase's attempts from journal ``records`` (in order), and the dependency
     graph of the last run record that has one. An attempt still open when a later run
     starts, or the run ends, was cut off (``cancelled``); one open at the journal's end
-    is ``running`` until ``now``."""
+    is ``running`` until ``now`` — or, if the run's process is no longer ``alive``, cut
+    off at the last record."""
     attempts: dict[str, list[Attempt]] = {}
     opened: dict[str, Mapping[str, Any]] = {}
     depends_on: dict[str, list[str]] | None = None
@@ -119,8 +120,9 @@ def collect_attempts(records: Iterable[Mapping[str, Any]], now: float
         for name in list(opened):
             close(name, "cancelled", at, {"error": why})
 
+    at = now
     for record in records:
-        kind, at = record.get("k"), float(record.get("time", now))
+        kind, at = record.get("k"), float(record.get("time", at))
         if kind == "run":
             cut_off(at, "interrupted: the run ended without finishing it")
             if isinstance(record.get("depends_on"), dict):
@@ -138,6 +140,8 @@ def collect_attempts(records: Iterable[Mapping[str, Any]], now: float
                 continue  # a phase a resumed run carried over: its bars are earlier on
             else:
                 close(name, status, float(record.get("finished", at)), record)
+    if not alive:
+        cut_off(at, "interrupted: the run's process is gone")
     for name, start in list(opened.items()):
         close(name, "running", max(now, float(start["started"])), {})
     return attempts, depends_on
@@ -182,13 +186,16 @@ def load_view(workdir: Path) -> RunView:
         why = "it is not a directory" if place.path.exists() else "it does not exist"
         raise ValueError(f"no run is recorded in {workdir}: {why}; pass the --workdir of "
                          "a run")
+    from phasewise.cli.status import is_alive
+
     ledger = load_ledger(place)
-    now = ledger.finished or time.time()
+    alive = ledger.status != "running" or is_alive(ledger.pid)
+    status = ledger.status if alive else f"interrupted (its process {ledger.pid} is gone)"
     attempts, depends_on = collect_attempts(read_journal(place.journal_file, ledger.journal),
-                                            now)
+                                            ledger.finished or time.time(), alive=alive)
     tails = {name: [(line.stream, _clean(line.line)) for line in lines]
              for name, lines in tail_logs(place.logs_file, last=TAIL_LINES).items()}
-    return RunView(ledger.pipeline, ledger.status, ledger.started, ledger.finished,
+    return RunView(ledger.pipeline, status, ledger.started, ledger.finished,
                    list(ledger.phases.values()), attempts, depends_on, tails)
 
 
