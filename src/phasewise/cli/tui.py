@@ -347,6 +347,8 @@ class Terminal:
             atexit.unregister(self.close)
             try:
                 self._write("\x1b[?25h\x1b[?1049l")
+            except (OSError, ValueError):  # the output is gone: its modes matter no more
+                pass
             finally:
                 termios.tcsetattr(self._fd, termios.TCSADRAIN, saved)
 
@@ -664,7 +666,7 @@ class DetailViewReporter:
         self._loop = _ViewLoop(terminal, lambda: view, time.monotonic, note=self._note,
                                before_key=self._before_key)
         terminal.open()
-        self._unobserve = store.observe(view.dispatch)
+        self._unobserve = store.observe(self._forward)
         self._thread = threading.Thread(target=self._run, name="phasewise-tui", daemon=True)
         self._thread.start()
 
@@ -687,6 +689,15 @@ class DetailViewReporter:
             self._loop.stop.set()
         finally:
             self._loop.terminal.close()
+
+    def _forward(self, action: Action) -> None:
+        """Each action of the run into the view's Store: the view never breaks the run."""
+        if self._store is None or self.failure is not None:
+            return
+        try:
+            self._store.dispatch(action)
+        except Exception as exc:
+            self.failure = exc
 
     def _run(self) -> None:
         assert self._loop is not None
