@@ -94,6 +94,9 @@ class Page(HTMLParser):
         classes = found.get("class", "").split()
         if tag == "rect" and "bar" in classes:
             self.bars.append({**found, "title": ""})
+        elif tag == "title" and self._in == "lane":  # a long label's full text follows
+            self.lanes.append("".join(self._text))
+            self._in = None
         elif tag == "title" and self.bars and not self.bars[-1]["title"]:
             self._start("title")
         elif tag == "text" and "lane-label" in classes:
@@ -155,6 +158,9 @@ def test_every_attempt_is_a_bar_in_order_with_its_status_color(
         executor: str, invoke: Callable[..., Result], write_target: Callable[..., Path],
         tmp_path: Path) -> None:
     workdir = _run_twice(invoke, write_target, tmp_path, executor)
+    run_record = json.loads((workdir / "journal.jsonl").read_text().splitlines()[1])
+    assert run_record["depends_on"] == {"a": [], "kept": [], "never": [], "flaky": ["a"],
+                                        "boom": ["flaky", "kept"], "after": ["boom"]}
     html = _report(invoke, workdir, tmp_path / "report.html")
     page = parse(html)
     assert [(b["data-phase"], b["data-status"], b["data-attempt"]) for b in page.bars] \

@@ -315,9 +315,10 @@ def _gantt(view: RunView, critical: set[str]) -> str:
            "</pattern></defs>\n"]
     y = _TOP
     for number, (label, tracks) in enumerate(lanes):
+        shown = label if len(label) <= 27 else label[:26] + "…"
         out.append(f'<rect class="lane{number % 2}" x="0" y="{y}" width="{_LEFT + _WIDTH + 20}" '
                    f'height="{tracks * _ROW}"/><text class="lane-label" x="6" '
-                   f'y="{y + _ROW - 4}">{escape(label)}</text>\n')
+                   f'y="{y + _ROW - 4}">{escape(shown)}<title>{escape(label)}</title></text>\n')
         y += tracks * _ROW
     out.append(_axis(span, height))
     tails = _tails(view.tails)
@@ -371,7 +372,8 @@ def _place(bars: Sequence[Attempt], x_of: Any
         spots[index] = (a.lane, free, x0, x1 - x0)
     first: dict[str, int] = {}
     y = _TOP
-    lanes = sorted(lane_order, key=lambda lane: (lane in (_CACHE, _NOT_STARTED), lane))
+    special = {_CACHE: 1, _NOT_STARTED: 2}  # after the workers' lanes
+    lanes = sorted(lane_order, key=lambda lane: special.get(lane, 0))
     for lane in lanes:
         first[lane] = y
         y += len(lane_order[lane]) * _ROW
