@@ -4,6 +4,7 @@ following a run in progress, and ``DetailViewReporter`` over a live run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -504,6 +505,25 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=20)
+
+
+@pytest.mark.timeout(30)
+def test_the_view_ends_when_its_terminal_hangs_up() -> None:
+    master, slave = os.openpty()
+    out = os.fdopen(os.dup(slave), "w", encoding="utf-8")
+    try:
+        store = _store(NAMES, RUN)
+        terminal = Terminal(slave, out)
+        with terminal:
+            os.close(master)
+            master = -1
+            _ViewLoop(terminal, lambda: store, time.time).run()  # returns: nobody looks
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+        os.close(slave)
+        if master >= 0:
+            os.close(master)
 
 
 @needs_tmux

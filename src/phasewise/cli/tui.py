@@ -26,7 +26,9 @@ terminal would draw over the view until its next frame.
 
 The terminal is in cbreak mode (keys arrive one by one, unechoed; Ctrl-C still
 interrupts) on the alternate screen while the view is up, and is put back on every way
-out: q, Ctrl-C, an exception.
+out: q, Ctrl-C, an exception; a terminal that hangs up ends the view. Each frame is drawn
+to the terminal's size at the time; how many lines of output the view scrolls by
+(``PipelineViewState.log_height``) is set from its height when the view opens.
 """
 
 from __future__ import annotations
@@ -347,10 +349,12 @@ class Terminal:
             atexit.unregister(self.close)
             try:
                 self._write("\x1b[?25h\x1b[?1049l")
-            except (OSError, ValueError):  # the output is gone: its modes matter no more
-                pass
-            finally:
                 termios.tcsetattr(self._fd, termios.TCSADRAIN, saved)
+            except (OSError, ValueError, termios.error):
+                try:  # the output is gone (hung up, closed): the modes still go back
+                    termios.tcsetattr(self._fd, termios.TCSANOW, saved)
+                except termios.error:
+                    pass  # so is the terminal: nothing is left to put back
 
     def __enter__(self) -> Terminal:
         return self.open()
@@ -366,9 +370,18 @@ class Terminal:
         return max(columns, 20), max(lines, 5)
 
     def read(self, timeout: float) -> bytes:
-        """What the keyboard sent, waiting up to ``timeout`` seconds (b"" if nothing)."""
+        """What the keyboard sent, waiting up to ``timeout`` seconds (b"" if nothing);
+        ``EOFError`` once the terminal is gone (hung up)."""
         ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
-        return os.read(self._fd, 1024) if ready else b""
+        if not ready:
+            return b""
+        try:
+            data = os.read(self._fd, 1024)
+        except OSError as exc:  # EIO: the terminal hung up
+            raise EOFError(f"the terminal is gone ({exc.strerror})") from None
+        if not data:
+            raise EOFError("the terminal is gone")
+        return data
 
     def draw(self, lines: Sequence[Text]) -> None:
         """Paint the whole screen, every line (lines may not reach the last column)."""
@@ -388,7 +401,7 @@ class Terminal:
 
 class _ViewLoop:
     """Reads keys into the view Store and draws its state, until the Store's reducer
-    quits or ``stop`` is set.
+    quits, ``stop`` is set or the terminal is gone.
 
     ``before_key(key)`` may take a key for itself (return True) before it reaches the
     Store; ``note()`` is the text of the last line; ``tick()`` runs once per frame
@@ -406,7 +419,7 @@ class _ViewLoop:
 
     def run(self) -> None:
         decoder = KeyDecoder()
-        drawn: tuple[object, str] = (None, "")
+        drawn: tuple[object, str, tuple[int, int]] = (None, "", (0, 0))
         last_frame = last_byte = 0.0
         next_tick = 0.0
         while not self.stop.is_set():
@@ -415,17 +428,23 @@ class _ViewLoop:
                 self._tick()
                 next_tick = now + FRAME_INTERVAL
             store = self._store()
-            state, note = store.state, self._note()
-            stale = (state is not drawn[0] or note != drawn[1] or self.redraw.is_set()
-                     or now - last_frame >= 1.0)
+            state, note, size = store.state, self._note(), self.terminal.size()
+            stale = (state is not drawn[0] or (note, size) != drawn[1:]
+                     or self.redraw.is_set() or now - last_frame >= 1.0)
             if stale and now - last_frame >= FRAME_INTERVAL:
                 self.redraw.clear()
-                self._draw(state, note)
-                drawn, last_frame = (state, note), now
+                try:
+                    self._draw(state, note, size)
+                except OSError:  # EIO: the terminal hung up
+                    return
+                drawn, last_frame = (state, note, size), now
             wait = min(next_tick, last_frame + FRAME_INTERVAL) - time.monotonic()
             if decoder.pending:
                 wait = min(wait, last_byte + _ESCAPE_WAIT - time.monotonic())
-            data = self.terminal.read(max(0.005, wait))
+            try:
+                data = self.terminal.read(max(0.005, wait))
+            except EOFError:
+                return
             if data:
                 keys, last_byte = decoder.feed(data), time.monotonic()
             elif decoder.pending and time.monotonic() - last_byte >= _ESCAPE_WAIT:
@@ -441,8 +460,8 @@ class _ViewLoop:
                 if store.quit_requested:
                     return
 
-    def _draw(self, view: PipelineViewState, note: str) -> None:
-        columns, lines = self.terminal.size()
+    def _draw(self, view: PipelineViewState, note: str, size: tuple[int, int]) -> None:
+        columns, lines = size
         self.terminal.draw(render_view(view, width=columns - 1, height=lines,
                                        now=self._clock(), note=note))
 
@@ -632,6 +651,7 @@ class DetailViewReporter:
         self._in, self._out, self._max_logs = tty_in, tty_out, max_logs
         self._pipeline: Any = None
         self._store: Store | None = None
+        self._reducer: Callable[[Any, Action], Any] = lambda state, action: state
         self._loop: _ViewLoop | None = None
         self._thread: threading.Thread | None = None
         self._unobserve: Callable[[], None] = lambda: None
