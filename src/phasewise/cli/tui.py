@@ -64,8 +64,11 @@ from phasewise.plugins.reporters import short_duration
 
 __all__ = [
     "FRAME_INTERVAL",
+    "SYMBOLS",
+    "WATCH_MAX_LOGS",
     "DetailViewReporter",
     "KeyDecoder",
+    "Terminal",
     "journal_action",
     "render_view",
     "watch_workdir",
