@@ -6,6 +6,7 @@ that stops the code on the worker, an unreachable scheduler, the LocalCluster de
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -269,6 +271,191 @@ def test_shutdown_with_cancel_stops_running_phases(
     executor.shutdown(cancel=True)
     assert time.monotonic() - t < 10
     assert future.done()
+
+
+# ── resources, the real start, results kept on the cluster ─────────────────
+
+
+@pytest.fixture(scope="module")
+def gpu_worker(dask_cluster: tuple[str, Path]) -> Iterator[str]:
+    """A third worker, the only one started with ``--resources GPU=1``: its address."""
+    address, scheduler_file = dask_cluster
+    worker = _start_worker(scheduler_file, "--resources", "GPU=1")
+    try:
+        _wait_for_workers(address, 0, resource="GPU")
+        from distributed import Client
+
+        with Client(address, set_as_default=False) as client:
+            yield next(a for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
+                       if "GPU" in w.get("resources", {}))
+    finally:
+        _stop([worker])
+
+
+def test_a_phase_asking_for_a_gpu_runs_on_the_worker_that_has_one(
+    address: str, gpu_worker: str, no_phase_process_left: None
+) -> None:
+    from phasewise.testing import handlers as h
+
+    pipeline = Pipeline("gpu", *[Phase(f"train{i}", partial(h.const, i), resources={"GPU": 1})
+                                 for i in range(3)],
+                        Phase("plain", partial(h.const, "x")), parallel=True)
+    result = pipeline.run(executor="dask", executor_options={"address": address})
+    assert result.ok, [p.error for p in result.state.phases]
+    assert result.results == {"train0": 0, "train1": 1, "train2": 2, "plain": "x"}
+    for i in range(3):  # Started names the worker, which the state keeps
+        assert result.state.phase(f"train{i}").worker == gpu_worker
+    assert result.state.phase("plain").worker.startswith("tcp://127.0.0.1:")
+
+
+def test_other_executors_ignore_resources() -> None:
+    from phasewise.testing import handlers as h
+
+    pipeline = Pipeline("gpu", Phase("train", partial(h.const, 1), resources={"GPU": 1}))
+    for executor in ("inline", "thread", "process"):
+        result = pipeline.run(executor=executor, max_workers=1)
+        assert result.ok and result.results == {"train": 1}, executor
+
+
+@contextlib.contextmanager
+def _gpu_held(address: str, busy: Path, seconds: float) -> Iterator[Any]:
+    """Another client's task holds the GPU for ``seconds``; yields its future, once it
+    runs, and leaves when it is done."""
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as other:
+        hold = other.submit(  # a lambda: pickled by value, as this module is not there
+            lambda path, s: (Path(path).touch(), time.sleep(s)), str(busy), seconds,
+            resources={"GPU": 1}, pure=False)
+        deadline = time.monotonic() + 20
+        while not busy.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert busy.exists(), "the task holding the GPU never started"
+        yield hold
+        hold.result(timeout=seconds + 20)
+
+
+def test_a_queued_phase_is_timed_from_its_start_on_a_worker(
+    address: str, gpu_worker: str, tmp_path: Path, no_phase_process_left: None
+) -> None:
+    """The GPU is busy with another client's task for 4 s; a phase asking for it waits
+    in dask's queue, pending, and its 2 s timeout counts only once it runs (0.1 s)."""
+    with _gpu_held(address, tmp_path / "busy", 4.0) as hold:
+        pipeline = Pipeline("queued", Phase("queued", partial(print_then_sleep, 0.1),
+                                            timeout=2.0, resources={"GPU": 1}))
+        store = Store(pipeline.build_reducer())
+        statuses: list[str] = []
+        store.subscribe(lambda: statuses.append(store.state.phase("queued").status))
+        result = pipeline.run(executor="dask", executor_options={"address": address},
+                              store=store)
+        assert hold.done(), "the phase ran while the GPU was busy"
+    assert result.ok, result.state.phase("queued").error
+    assert statuses[0] == "pending" and "running" in statuses
+    assert result.state.phase("queued").worker == gpu_worker
+
+
+def test_a_phase_still_queued_when_another_fails_never_runs(
+    address: str, gpu_worker: str, tmp_path: Path, no_phase_process_left: None
+) -> None:
+    from phasewise.testing import handlers as h
+
+    ran = tmp_path / "ran"
+    with _gpu_held(address, tmp_path / "busy", 3.0):
+        pipeline = Pipeline(
+            "withdrawn", Phase("fails", partial(h.fail, "no"), parallel=True),
+            Phase("queued", partial(sleep_then_touch, 0.0, str(ran)), parallel=True,
+                  resources={"GPU": 1}))
+        result = pipeline.run(executor="dask", executor_options={"address": address})
+    time.sleep(1.0)  # the GPU is free: a task not withdrawn would run now
+    assert result.state.phase("fails").status == "failed"
+    queued = result.state.phase("queued")
+    assert queued.status == "cancelled" and "not started" in queued.error, queued
+    assert not ran.exists(), "the withdrawn phase ran on the worker"
+
+
+def make_bytes(size: int) -> bytes:
+    return b"\x5a" * size
+
+
+def measure(context: dict[str, bytes]) -> tuple[int, int]:
+    data = context["make"]
+    return len(data), data.count(b"\x5a")
+
+
+def _bytes_read() -> int:
+    """What this process has received so far over its open TCP connections (the
+    kernel's count, ``tcpi_bytes_received`` of ``TCP_INFO``, for each socket)."""
+    import socket
+    import struct
+
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+            with socket.socket(fileno=os.dup(int(fd))) as sock:
+                if sock.type != socket.SOCK_STREAM or sock.family not in (
+                        socket.AF_INET, socket.AF_INET6):
+                    continue
+                info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        except OSError:
+            continue
+        total += struct.unpack_from("Q", info, 128)[0]  # tcpi_bytes_received
+    return total
+
+
+SIZE = 30_000_000
+
+
+def test_a_large_result_goes_to_a_dask_dependant_without_crossing_the_parent(
+    address: str, no_phase_process_left: None
+) -> None:
+    with DaskExecutor(address=address) as executor:
+        before = _bytes_read()
+        kept = executor.submit(Task("make", partial(make_bytes, SIZE)), print).result(30)
+        used = executor.submit(Task("use", measure, {"make": kept}), print).result(30)
+        read = _bytes_read() - before
+        assert used == (SIZE, SIZE)
+        assert read < SIZE // 10, f"the parent read {read} bytes"
+        assert kept.fetch() == make_bytes(SIZE)  # brought here only when asked for
+        assert _bytes_read() - before >= SIZE
+
+
+def test_a_kept_result_reaches_the_run_and_its_non_dask_dependants(
+    address: str, no_phase_process_left: None
+) -> None:
+    pipeline = Pipeline(
+        "kept", Phase("make", partial(make_bytes, 2_000_000)),
+        Phase("use", measure, depends_on="make"),
+        Phase("here", measure, depends_on="make", executor="inline"))
+    result = pipeline.run(executor="dask", executor_options={"address": address})
+    assert result.ok, [p.error for p in result.state.phases]
+    assert result.results == {"make": make_bytes(2_000_000), "use": (2_000_000, 2_000_000),
+                              "here": (2_000_000, 2_000_000)}
+
+
+def test_a_work_directory_saves_a_kept_result_and_a_resumed_run_loads_it(
+    address: str, tmp_path: Path, no_phase_process_left: None
+) -> None:
+    pipeline = Pipeline(
+        "saved", Phase("make", partial(make_bytes, 2_000_000)),
+        Phase("use", measure, depends_on="make"))
+    options = {"address": address}
+    first = pipeline.run(executor="dask", executor_options=options, workdir=tmp_path / "w")
+    assert first.ok, [p.error for p in first.state.phases]
+    again = pipeline.run(executor="dask", executor_options=options, workdir=tmp_path / "w",
+                         resume=True)
+    assert again.ok and again.results["make"] == make_bytes(2_000_000)
+    assert again.results["use"] == (2_000_000, 2_000_000)
+
+
+@pytest.mark.parametrize("bad", [-1, "big", 1.5, True])
+def test_a_bad_keep_on_cluster_is_a_clear_error(bad: object) -> None:
+    from phasewise.core.errors import ExecutorOptionsError
+
+    pipeline = Pipeline("bad", Phase("a", print))
+    with pytest.raises(ExecutorOptionsError, match="keep_on_cluster must be a whole number"):
+        pipeline.run(executor="dask", executor_options={"keep_on_cluster": bad})
 
 
 # ── the command line ────────────────────────────────────────────────────────

@@ -1,10 +1,14 @@
 """What runs on a dask worker for the dask executor: each task in a child process.
 
-    dask worker thread: run_task(payload, topic, task_id)
+    dask worker thread: run_task(payload, topic, task_id, inputs)
+        ──▶ worker.log_event(topic, {task, start: this worker's address})
+        inputs (kept results, resolved by dask here) ──▶ files in this worker's folder
         child = an idle child, or Popen(python -c CHILD ...)   (own session)
         payload ──▶ child's task pipe          child: phasewise.executors.worker.serve
+                                               (an Input in its context: load_input)
         Log frames ◀── result pipe ──▶ worker.log_event(topic, {task, seq, stream, lines})
-        Result|Error frames ◀──        ──▶ returned as bytes (the parent: reply_value)
+        Result|Error frames ◀──        ──▶ log_event(topic, {task, end, sent, size});
+                                           returned as bytes (the parent: reply_value)
     kill_task(task_id)  (client.run, on a timeout / cancel): SIGKILL the child's session
 
 A thread on a dask worker cannot be stopped, so the handler runs in a child process of
@@ -13,16 +17,25 @@ the next task once it has replied; killing it stops the phase's code for sure. A
 watches its parent and kills its own session when the dask worker is gone. Imported on
 the workers by reference (phasewise must be installed there); it imports distributed
 only inside ``run_task``.
+
+A dependency's result kept on the cluster reaches the task as ``inputs`` (dask fetches
+it from the worker that holds it); ``run_task`` writes each to a file of this worker's
+own folder, and the handler's context holds an ``Input`` in its place, which unpickles,
+in the child, as the value read from that file.
 """
 
 from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +44,10 @@ from phasewise.core.errors import WireError
 from phasewise.executors._exits import describe_exit
 from phasewise.executors._syscalls import write_all
 
-__all__ = ["dask_setup", "kill_task", "release_children", "run_task"]
+__all__ = ["Input", "dask_setup", "kill_task", "load_input", "release_children", "run_task"]
+
+INPUTS_ENV = "PHASEWISE_DASK_INPUTS"
+"""The environment variable that tells a child the folder its inputs are written to."""
 
 _SRC_DIR = str(Path(__file__).resolve().parents[2])  # the directory that holds phasewise/
 
@@ -57,6 +73,7 @@ class _Child:
         env = dict(os.environ)
         paths = [_SRC_DIR, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        env[INPUTS_ENV] = _inputs_folder()
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", CHILD, str(os.getpid()), str(task_r), str(result_w)],
@@ -109,20 +126,98 @@ def _take(task_id: str) -> _Child:
     return child
 
 
-def run_task(payload: bytes, topic: str, task_id: str) -> tuple[str, bytes | str, int, str]:
+class Input:
+    """In a context the parent pickles: the result of dependency ``name``, which the
+    worker wrote to the file ``key`` of its inputs folder. Unpickled, it is that value."""
+
+    __slots__ = ("key", "name")
+
+    def __init__(self, key: str, name: str) -> None:
+        self.key, self.name = key, name
+
+    def __reduce__(self) -> Any:
+        return load_input, (self.key, self.name)
+
+
+def load_input(key: str, name: str) -> Any:
+    """The value of the input ``key`` (the result of phase ``name``), in a child."""
+    from phasewise.executors.reply import reply_value
+
+    path = Path(os.environ[INPUTS_ENV]) / key
+    return reply_value(path.read_bytes(), name, "dask")
+
+
+_using_inputs = 0  # this worker's tasks whose inputs are in its folder
+
+
+def _inputs_folder() -> str:
+    """This worker process's folder for inputs (it exists while a task has inputs)."""
+    return os.path.join(tempfile.gettempdir(), f"phasewise-dask-inputs-{os.getpid()}")
+
+
+def _write_inputs(inputs: Mapping[str, Any]) -> list[Path]:
+    """Write each input's reply bytes to the file its key names, in the folder (made
+    here, 0700, refused if it is not this user's own)."""
+    global _using_inputs
+    folder = Path(_inputs_folder())
+    with _lock:
+        _using_inputs += 1
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            st = folder.lstat()
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+                raise PermissionError(f"{folder} is not a folder of this user's alone: "
+                                      "refusing to write a phase's inputs there")
+        except BaseException:
+            _using_inputs -= 1
+            raise
+    paths = []
+    for key, (status, data, _, _) in inputs.items():
+        path = folder / key
+        paths.append(path)
+        path.write_bytes(data if status == "reply" else b"")
+    return paths
+
+
+def _remove_inputs(paths: list[Path]) -> None:
+    global _using_inputs
+    for path in paths:
+        path.unlink(missing_ok=True)
+    with _lock:
+        _using_inputs -= 1
+        if not _using_inputs:
+            shutil.rmtree(_inputs_folder(), ignore_errors=True)
+
+
+def run_task(payload: bytes, topic: str, task_id: str, inputs: Mapping[str, Any] | None = None
+             ) -> tuple[str, bytes | str, int, str]:
     """Run one ``Task.payload`` in a child process of this dask worker.
 
     Each ``Log`` the child sends goes to the parent at once as a worker event on
-    ``topic``; returns ``(status, data, events, worker)``: ``("reply", reply bytes, …)``
-    or ``("died", why, …)``, with how many Log events were sent and this worker's
-    address."""
+    ``topic``, and the last event says how it ended (``end``: ``result``, ``error`` or
+    ``died``; ``sent``: how many Log events; ``size``: the reply's bytes). ``inputs`` maps
+    the keys of the payload's ``Input`` objects to what ``run_task`` returned for them.
+    Returns ``(status, data, events, worker)``: ``("reply", reply bytes, …)`` or
+    ``("died", why, …)``, with how many Log events were sent and this worker's address."""
     from distributed import get_worker
 
     worker = get_worker()
     address = str(worker.address)
     worker.log_event(topic, {"task": task_id, "start": address})
-    child, sent, reply = _take(task_id), 0, None
+    end, data, sent = _run(worker, payload, topic, task_id, inputs or {})
+    worker.log_event(topic, {"task": task_id, "end": end, "sent": sent,
+                             "size": len(data) if end != "died" else 0})
+    return "died" if end == "died" else "reply", data, sent, address
+
+
+def _run(worker: Any, payload: bytes, topic: str, task_id: str,
+         inputs: Mapping[str, Any]) -> tuple[str, bytes | str, int]:
+    """``(end, data, sent)``: end is ``result`` or ``error`` (data: the reply's bytes) or
+    ``died`` (data: why)."""
+    files: list[Path] | None = None
+    child, sent, reply, end = _take(task_id), 0, None, "died"
     try:
+        files = _write_inputs(inputs) if inputs else None
         try:
             write_all(child.task_w, payload)
         except OSError:
@@ -139,9 +234,12 @@ def run_task(payload: bytes, topic: str, task_id: str) -> tuple[str, bytes | str
                     sent += 1
                 elif isinstance(message, (wire.Result, wire.Error)):
                     reply = b"".join(framing.encode_parts(message))
+                    end = "result" if isinstance(message, wire.Result) else "error"
     except WireError as exc:
-        return "died", f"its worker sent a {exc}", sent, address
+        return "died", f"its worker sent a {exc}", sent
     finally:
+        if files is not None:
+            _remove_inputs(files)
         with _lock:
             _running.pop(task_id, None)
             keep = reply is not None and not child.reader.pending and len(_idle) < 64
@@ -151,8 +249,8 @@ def run_task(payload: bytes, topic: str, task_id: str) -> tuple[str, bytes | str
             child.close()
     if reply is None:
         code = child.process.returncode
-        return "died", describe_exit("", child.process.pid, code).split(": ", 1)[-1], sent, address
-    return "reply", reply, sent, address
+        return "died", describe_exit("", child.process.pid, code).split(": ", 1)[-1], sent
+    return end, reply, sent
 
 
 def kill_task(task_id: str) -> bool:
