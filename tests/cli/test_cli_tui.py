@@ -709,3 +709,57 @@ def test_run_view_q_then_y_interrupts_the_run(tmux: Tmux, tmp_path: Path) -> Non
         assert "RESULT" not in screen
     finally:
         gate.touch()
+
+
+# ── phasewise run --tui ─────────────────────────────────────────────────────
+
+
+@needs_tmux
+@pytest.mark.timeout(120)
+def test_phasewise_run_tui_shows_the_run_and_its_failures_after(
+    tmux: Tmux, tmp_path: Path, phasewise_cmd: list[str],
+) -> None:
+    failing = textwrap.dedent(WATCHED).replace(
+        'Phase("last", lambda: 3, depends_on=["waiter"])',
+        'Phase("last", lambda: 1 / 0, depends_on=["waiter"])')
+    (tmp_path / "pipe.py").write_text(failing, encoding="utf-8")
+    tmux.start([*phasewise_cmd, "run", "pipe.py", "--tui", "--workdir", "wd"], tmp_path)
+    try:
+        tmux.wait_for(lambda s: "running" in _row(s, "waiter"), "waiter running")
+        tmux.keys("Down", "Enter")  # output is captured: the view shows it
+        tmux.wait_text("| waiting line 2")
+        (tmp_path / "gate").touch()
+        tmux.wait_for(lambda s: "failed" in _row(s, "last"), "last failed")
+        tmux.keys("q")  # the run is over: no question
+        screen = tmux.wait_for(_restored, "phasewise run ended")
+        assert "EXIT=1" in screen
+        assert "[FAIL] last" in screen  # the summary of what failed, once the view closed
+        assert "ZeroDivisionError" in screen
+    finally:
+        (tmp_path / "gate").touch()
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--json"], "--tui draws on stdout, and --json would write there too"),
+    (["--no-capture"], "--tui shows what phases print by capturing it"),
+    (["--pause-after", "first"], "--tui cannot ask the questions of review points yet"),
+])
+def test_phasewise_run_tui_refuses_what_would_share_its_terminal(
+    tmp_path: Path, phasewise_cmd: list[str], args: list[str], says: str,
+) -> None:
+    (tmp_path / "pipe.py").write_text(textwrap.dedent(WATCHED), encoding="utf-8")
+    ran = subprocess.run([*phasewise_cmd, "run", "pipe.py", "--tui", *args],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert ran.returncode == 2, ran.stderr
+    assert says in ran.stderr and "Traceback" not in ran.stderr
+
+
+def test_phasewise_run_tui_without_a_terminal_exits_2(
+    tmp_path: Path, phasewise_cmd: list[str],
+) -> None:
+    (tmp_path / "pipe.py").write_text(textwrap.dedent(WATCHED), encoding="utf-8")
+    ran = subprocess.run([*phasewise_cmd, "run", "pipe.py", "--tui"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL)
+    assert ran.returncode == 2, ran.stderr
+    assert "--tui draws in a terminal" in ran.stderr and "Traceback" not in ran.stderr
+    assert not (tmp_path / ".phasewise").exists()  # refused before anything ran

@@ -290,6 +290,11 @@ def cli() -> None:
               help="Echo every line phases print as it comes, as 'name | line' with the "
                    "name colored per phase, so parallel output stays labelled (captures "
                    "output).")
+@click.option("--tui", is_flag=True, default=False,
+              help="The interactive detail view in place of the progress display: ↑/↓ "
+                   "select a phase, Enter shows its output (↑/↓ scroll, g/G top/bottom, "
+                   "f follow), Escape closes it, q quits (asking first while the run "
+                   "goes; y stops it as Ctrl-C does). Captures output.")
 @click.option("--events", "events", metavar="FILE", default=None,
               help="Write every action of the run to FILE as it happens, one JSON object "
                    "per line ({\"time\", \"type\", \"payload\"}, first run_start, last "
@@ -314,6 +319,7 @@ def run(
     progress: str,
     quiet: bool,
     show_output: bool,
+    tui: bool,
     events: str | None,
 ) -> None:
     """Run the pipeline TARGET and report each phase as it goes.
@@ -363,12 +369,18 @@ def run(
         _dry_run(pipeline, executor, place, run_params, resume=resume, cache=not no_cache,
                  pause_after=pause_after if not no_pause else ())
         return
-    if show_output and capture is False:
-        raise BadInput("--show-output shows what phases print by capturing it: leave out "
+    shows_output = "--tui" if tui else "--show-output" if show_output else ""
+    if shows_output and capture is False:
+        raise BadInput(f"{shows_output} shows what phases print by capturing it: leave out "
                        "--no-capture")
-    capture_output = show_output or (pipeline.capture_output if capture is None else capture)
-    display = choose_display(progress, quiet=quiet, stream=sys.stderr,
-                             capture_output=capture_output)
+    if tui:
+        _check_tui(pipeline, as_json=as_json, events=events,
+                   asks=not no_pause and (bool(pause_after)
+                                          or any(phase.review for phase in pipeline.phases)))
+    capture_output = bool(shows_output) or (
+        pipeline.capture_output if capture is None else capture)
+    display = "tui" if tui else choose_display(progress, quiet=quiet, stream=sys.stderr,
+                                                capture_output=capture_output)
     opening = [
         f"phasewise: running {pipeline.name!r} ({len(pipeline)} phases) on {executor!r}"
         f"{', capturing output' if capture_output else ''}"
@@ -405,6 +417,17 @@ def run(
     except KeyboardInterrupt:  # Ctrl-C again while reporting: the run is over anyway
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(outcome.exit_code)
+
+
+def _check_tui(pipeline: Pipeline, *, as_json: bool, events: str | None,
+               asks: bool) -> None:
+    """``--tui`` takes the terminal of stdin and stdout: what else would want it."""
+    if as_json or events == "-":
+        raise BadInput(f"--tui draws on stdout, and {'--json' if as_json else '--events -'} "
+                       "would write there too: leave one out")
+    if asks:
+        raise BadInput("--tui cannot ask the questions of review points yet: add "
+                       "--no-pause, or leave out --tui")
 
 
 @contextlib.contextmanager

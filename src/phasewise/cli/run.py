@@ -119,7 +119,14 @@ def run_pipeline(
     from phasewise.plugins.manager import plugin_manager
 
     reporter: ProgressReporter
-    if display == "rich":
+    view: Any = None
+    if display == "tui":
+        from phasewise.cli.tui import DetailViewReporter
+
+        view = DetailViewReporter.for_terminal()
+        # the summary of what failed, once the view has closed (it is called after it)
+        reporter = ProgressReporter(progress, show_logs=False, quiet=True, again=again)
+    elif display == "rich":
         from phasewise.plugins.live import LiveDisplay
 
         live = LiveDisplay(progress, show_output=show_output, opening=opening,
@@ -133,6 +140,8 @@ def run_pipeline(
     reporters: list[Any] = [reporter]
     if events is not None:
         reporters.append(EventsReporter(events))
+    if view is not None:
+        reporters.append(view)  # registered last: its run_finish, which waits for q, first
     pm = plugin_manager()
     for plugin in reporters:
         pm.register(plugin)
