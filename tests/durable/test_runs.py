@@ -161,8 +161,9 @@ def test_resume_with_nothing_recorded_says_so_and_runs_everything(tmp_path: Path
         _chain(tmp_path / "log").run(resume=True)
 
 
-def test_a_phase_may_not_take_a_name_phasewise_keeps(tmp_path: Path) -> None:
-    pipeline = Pipeline("reserved", Phase("_results", lambda: 1))
+@pytest.mark.parametrize("name", ["_results", "logs.jsonl"])
+def test_a_phase_may_not_take_a_name_phasewise_keeps(name: str, tmp_path: Path) -> None:
+    pipeline = Pipeline("reserved", Phase(name, lambda: 1))
     with pytest.raises(WorkdirError, match="keeps for its own files"):
         pipeline.run(workdir=tmp_path / "w")
 

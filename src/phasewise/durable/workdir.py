@@ -34,8 +34,8 @@ from phasewise.core.errors import WorkdirError, WorkdirLocked
 
 __all__ = ["RESERVED_NAMES", "Workdir", "WorkdirError", "WorkdirLocked", "default_workdir"]
 
-RESERVED_NAMES = frozenset({"pipeline-state.json", "journal.jsonl", "_results", "_cache",
-                            "_lock"})
+RESERVED_NAMES = frozenset({"pipeline-state.json", "journal.jsonl", "logs.jsonl",
+                            "_results", "_cache", "_lock"})
 """Names in a work directory that are phasewise's own: no phase may have one."""
 
 
