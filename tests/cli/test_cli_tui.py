@@ -1,4 +1,4 @@
-"""The interactive detail view (cli/tui.py): key decoding, the screens drawn from recorded
+"""The interactive detail view (cli/tui/): key decoding, the screens drawn from recorded
 action sequences, and — in a real terminal driven through tmux — ``phasewise watch``
 following a run in progress, and ``DetailViewReporter`` over a live run."""
 
@@ -24,15 +24,9 @@ import pytest
 from rich.cells import cell_len
 
 from phasewise import Phase, Pipeline
-from phasewise.cli.tui import (
-    KeyDecoder,
-    Terminal,
-    _Follower,
-    _view_store,
-    _ViewLoop,
-    journal_action,
-    render_view,
-)
+from phasewise.cli.tui import KeyDecoder, Terminal, journal_action, render_view
+from phasewise.cli.tui.loop import ViewLoop, view_store
+from phasewise.cli.tui.watch import _Follower
 from phasewise.core import actions as A
 from phasewise.core.actions import Action
 from phasewise.core.state import make_reducer
@@ -147,7 +141,7 @@ def test_journal_records_become_the_stores_actions() -> None:
 def _store(names: Sequence[str], actions: Sequence[Action], log_height: int = 4) -> Store:
     reducer = make_detail_reducer(make_reducer(
         "build", names, dict.fromkeys(names, 1.0), dict.fromkeys(names, 200)))
-    store = _view_store(reducer, log_height)
+    store = view_store(reducer, log_height)
     for action in actions:
         store.dispatch(action)
     return store
@@ -373,7 +367,7 @@ def test_the_terminal_is_put_back_when_the_view_raises() -> None:
             raise RuntimeError("the files could not be read")
 
         terminal = Terminal(slave, out)
-        loop = _ViewLoop(terminal, lambda: store, time.time, tick=broken_tick)
+        loop = ViewLoop(terminal, lambda: store, time.time, tick=broken_tick)
         with pytest.raises(RuntimeError, match="could not be read"), terminal:
             loop.run()
         assert seen and not seen[0] & (termios.ICANON | termios.ECHO)
@@ -517,7 +511,7 @@ def test_the_view_ends_when_its_terminal_hangs_up() -> None:
         with terminal:
             os.close(master)
             master = -1
-            _ViewLoop(terminal, lambda: store, time.time).run()  # returns: nobody looks
+            ViewLoop(terminal, lambda: store, time.time).run()  # returns: nobody looks
     finally:
         with contextlib.suppress(OSError):
             out.close()

@@ -4,7 +4,7 @@
 
     plugin manager ◀── register the display: ProgressReporter (plain lines, then the
                        summary), LiveDisplay (plugins/live.py, on a terminal) or the
-                       detail view (cli/tui.py, --tui)
+                       detail view (cli/tui/reporter.py, --tui)
                    ◀── register EventsReporter   (--events FILE)
     pipeline.run(store=store, ...)   ─▶  PipelineResult (or KeyboardInterrupt)
       └─ Pipeline.run shows the run to every plugin's run hooks, the two above and any
