@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from phasewise.cli.html_report import collect_attempts, critical_path
 from phasewise.cli.palette import STATUS_FILL
+from phasewise.cli.run_history import collect_attempts, critical_path
 from phasewise.plugins.manager import executor_registry
 
 pytestmark = pytest.mark.timeout(300)
