@@ -124,13 +124,17 @@ PARTS = ("core", "executors", "plugins", "durable", "cli")
 def _import_graph(part: str) -> dict[str, set[str]]:
     """Module -> the modules of the same part it imports (anywhere in it, TYPE_CHECKING
     and function-level imports included)."""
-    package = f"phasewise.{part}"
-    modules = {f"{package}.{p.stem}": p for p in (SRC / part).glob("*.py")
-               if p.stem != "__init__"}
+    modules: dict[str, tuple[Path, str]] = {}  # module -> its file, the package it is in
+    for path in (SRC / part).rglob("*.py"):
+        parts = ["phasewise", *path.relative_to(SRC).with_suffix("").parts]
+        if parts[-1] != "__init__":
+            modules[".".join(parts)] = (path, ".".join(parts[:-1]))
+        elif len(parts) > 3:  # a subpackage is its __init__ (the part's own is left out)
+            modules[".".join(parts[:-1])] = (path, ".".join(parts[:-1]))
     return {
         name: {m for _, m in _imported_modules(path.read_text(encoding="utf-8"), package)
                if m in modules and m != name}
-        for name, path in modules.items()
+        for name, (path, package) in modules.items()
     }
 
 

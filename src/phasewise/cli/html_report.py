@@ -56,7 +56,7 @@ def write_report(workdir: Path, output: Path) -> Path:
     """Write the report of the run kept in ``workdir`` to ``output`` (replaced whole, or
     not at all) and return its path; ``BadInput`` when there is no run to report or the
     file cannot be written."""
-    from phasewise.cli.main import BadInput
+    from phasewise.cli.errors import BadInput
     from phasewise.core.errors import PhasewiseError
 
     try:

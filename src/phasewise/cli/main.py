@@ -28,6 +28,7 @@ import click
 from click.core import ParameterSource
 
 from phasewise import __version__
+from phasewise.cli.errors import BadInput
 from phasewise.cli.plugin_commands import register as register_plugin_commands
 from phasewise.cli.views import register as register_view_commands
 from phasewise.core.errors import (
@@ -42,13 +43,6 @@ from phasewise.core.model import Pipeline
 
 __all__ = ["BadInput", "cli", "main", "parse_executor_options"]
 
-EXIT_USAGE = 2
-
-
-class BadInput(click.ClickException):
-    """Bad input from the user: ``Error: <message>`` on stderr, exit code 2, no traceback."""
-
-    exit_code = EXIT_USAGE
 
 
 def _plugin_failure(exc: PluginError, verbose: bool = False) -> NoReturn:

@@ -190,7 +190,7 @@ def _server(view: RunView) -> Any:
 def serve(workdir: str | None) -> None:
     """Run the MCP server over stdio until the client closes it (``workdir``: as given to
     ``--workdir``; it need not exist yet). ``BadInput`` (exit 2) without ``mcp``."""
-    from phasewise.cli.main import BadInput
+    from phasewise.cli.errors import BadInput
 
     try:
         from mcp.server.mcpserver import MCPServer  # noqa: F401  (the 2.x API)

@@ -19,7 +19,7 @@ WORKDIR_HELP = "The run's work directory (default: the one under ./.phasewise)."
 
 
 def _workdir(given: str | None) -> Path:
-    from phasewise.cli.main import BadInput
+    from phasewise.cli.errors import BadInput
     from phasewise.cli.status import find_workdir
 
     try:

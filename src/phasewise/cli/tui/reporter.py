@@ -55,7 +55,7 @@ class DetailViewReporter:
     @classmethod
     def for_terminal(cls, **options: Any) -> DetailViewReporter:
         """A reporter on the terminal of stdin and stdout; ``BadInput`` if there is none."""
-        from phasewise.cli.main import BadInput
+        from phasewise.cli.errors import BadInput
 
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise BadInput("--tui draws in a terminal, and stdin and stdout are not both "

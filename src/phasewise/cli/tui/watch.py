@@ -167,7 +167,7 @@ class _Follower:
 def watch_workdir(workdir: Path) -> int:
     """Follow the run kept in ``workdir`` in this terminal until q (or Ctrl-C: 130).
     Read-only: nothing in the work directory is changed, and quitting leaves the run be."""
-    from phasewise.cli.main import BadInput
+    from phasewise.cli.errors import BadInput
     from phasewise.core.errors import UnsafeStoreError, WorkdirError
     from phasewise.durable.workdir import Workdir
 
