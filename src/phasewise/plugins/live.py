@@ -39,7 +39,7 @@ from phasewise.core.actions import Action
 from phasewise.core.state import PhaseStatus, PipelineState
 from phasewise.core.store import Store
 from phasewise.plugins.markers import hookimpl
-from phasewise.plugins.reporters import ProgressReporter, short_duration
+from phasewise.plugins.reporters import ProgressReporter, elapsed_text, short_duration
 
 __all__ = ["FRAMES_PER_SECOND", "LiveDisplay", "render_region"]
 
@@ -90,7 +90,7 @@ def render_region(
             Text(_symbol(p.status, frame, unicode), style=style),
             Text(labels.get(p.name) or p.name, style="bold" if p.status == "running" else ""),
             Text(_where(p), style="dim"),
-            Text(_elapsed(p, now)),
+            Text(elapsed_text(p, now)),
             Text(_notes(p), style="dim"),
             Text(_last_line(p), style="red" if p.status == "failed" else "dim"),
         )
@@ -160,14 +160,6 @@ def _where(p: PhaseStatus) -> str:
     if not p.executor:
         return ""
     return f"{p.executor} · {p.worker}" if p.worker else p.executor
-
-
-def _elapsed(p: PhaseStatus, now: float) -> str:
-    if p.status in ("running", "retrying") and p.started_at:
-        return short_duration(max(0.0, now - p.started_at))
-    if p.status == "pending" or not (p.elapsed or p.started_at):
-        return ""
-    return short_duration(p.elapsed)
 
 
 def _notes(p: PhaseStatus) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "EventsReporter",
     "ProgressReporter",
     "attempts",
+    "elapsed_text",
     "format_duration",
     "format_summary",
     "is_warning",
@@ -274,6 +275,16 @@ def short_duration(seconds: float) -> str:
         return f"{seconds:.1f}s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s"
+
+
+def elapsed_text(p: PhaseStatus, now: float) -> str:
+    """How long phase ``p`` has run, for a display: counted up to ``now``
+    (``time.monotonic()``) while it runs; empty for a phase that never started."""
+    if p.status in ("running", "retrying") and p.started_at:
+        return short_duration(max(0.0, now - p.started_at))
+    if p.status == "pending" or not (p.elapsed or p.started_at):
+        return ""
+    return short_duration(p.elapsed)
 
 
 def _first_line(text: str, limit: int = 100) -> str:

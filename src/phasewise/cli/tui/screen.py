@@ -11,7 +11,7 @@ from rich.text import Text
 from phasewise.cli.palette import STATUS_STYLE
 from phasewise.core.state import PhaseStatus, PipelineState
 from phasewise.core.view import PipelineViewState
-from phasewise.plugins.reporters import short_duration
+from phasewise.plugins.reporters import elapsed_text, short_duration
 
 __all__ = ["SYMBOLS", "render_view"]
 
@@ -97,7 +97,7 @@ def _row(phase: PhaseStatus, selected: bool, columns: tuple[int, int], now: floa
     row.append(f"{name:<{name_width}}  ", style="bold reverse" if selected else "")
     row.append(f"{phase.status:<9}", style=style)
     row.append(f"  {_where(phase)[:where_width]:<{where_width}}  ", style="cyan")
-    row.append(f"{_elapsed(phase, now):>7}")
+    row.append(f"{elapsed_text(phase, now):>7}")
     extra = []
     if phase.attempt > 1:
         extra.append(f"attempt {phase.attempt}")
@@ -109,14 +109,6 @@ def _row(phase: PhaseStatus, selected: bool, columns: tuple[int, int], now: floa
     if error and phase.status in ("failed", "retrying", "skipped", "cancelled"):
         row.append("  " + error.splitlines()[0], style=style)
     return row
-
-
-def _elapsed(phase: PhaseStatus, now: float) -> str:
-    if phase.status in ("running", "retrying") and phase.started_at:
-        return short_duration(max(0.0, now - phase.started_at))
-    if phase.status == "pending" or not (phase.elapsed or phase.started_at):
-        return ""
-    return short_duration(phase.elapsed)
 
 
 def _log_panel(phase: PhaseStatus, view: PipelineViewState, room: int) -> list[Text]:
