@@ -243,6 +243,14 @@ def test_dask_scheduler_address_is_used_without_an_address(
         assert executor.address == address
 
 
+def test_no_dashboard_is_announced_for_a_scheduler_without_one(
+    address: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with DaskExecutor(address=address):
+        pass
+    assert "dashboard" not in capfd.readouterr().err
+
+
 def test_without_an_address_a_local_cluster_runs_and_is_closed(
     monkeypatch: pytest.MonkeyPatch, no_phase_process_left: None
 ) -> None:
@@ -427,11 +435,12 @@ def test_a_kept_result_reaches_the_run_and_its_non_dask_dependants(
     pipeline = Pipeline(
         "kept", Phase("make", partial(make_bytes, 2_000_000)),
         Phase("use", measure, depends_on="make"),
-        Phase("here", measure, depends_on="make", executor="inline"))
+        Phase("here", measure, depends_on="make", executor="inline"),
+        Phase("medium", partial(make_bytes, 200_000)))  # not on the end event, not kept
     result = pipeline.run(executor="dask", executor_options={"address": address})
     assert result.ok, [p.error for p in result.state.phases]
     assert result.results == {"make": make_bytes(2_000_000), "use": (2_000_000, 2_000_000),
-                              "here": (2_000_000, 2_000_000)}
+                              "here": (2_000_000, 2_000_000), "medium": make_bytes(200_000)}
 
 
 def test_a_work_directory_saves_a_kept_result_and_a_resumed_run_loads_it(

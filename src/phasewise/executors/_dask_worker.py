@@ -7,8 +7,8 @@
         payload ──▶ child's task pipe          child: phasewise.executors.worker.serve
                                                (an Input in its context: load_input)
         Log frames ◀── result pipe ──▶ worker.log_event(topic, {task, seq, stream, lines})
-        Result|Error frames ◀──        ──▶ log_event(topic, {task, end, sent, size});
-                                           returned as bytes (the parent: reply_value)
+        Result|Error frames ◀──        ──▶ log_event(topic, {task, end, sent, size,
+                                           reply if small}); returned as bytes
     kill_task(task_id)  (client.run, on a timeout / cancel): SIGKILL the child's session
 
 A thread on a dask worker cannot be stopped, so the handler runs in a child process of
@@ -46,6 +46,8 @@ from phasewise.executors._syscalls import write_all
 
 __all__ = ["Input", "dask_setup", "kill_task", "load_input", "release_children", "run_task"]
 
+INLINE_REPLY = 65_536
+"""Bytes up to which a reply also rides on the task's end event."""
 INPUTS_ENV = "PHASEWISE_DASK_INPUTS"
 """The environment variable that tells a child the folder its inputs are written to."""
 
@@ -195,7 +197,8 @@ def run_task(payload: bytes, topic: str, task_id: str, inputs: Mapping[str, Any]
 
     Each ``Log`` the child sends goes to the parent at once as a worker event on
     ``topic``, and the last event says how it ended (``end``: ``result``, ``error`` or
-    ``died``; ``sent``: how many Log events; ``size``: the reply's bytes). ``inputs`` maps
+    ``died``; ``sent``: how many Log events; ``size``: the reply's bytes; ``reply``: the
+    reply itself, if at most INLINE_REPLY bytes). ``inputs`` maps
     the keys of the payload's ``Input`` objects to what ``run_task`` returned for them.
     Returns ``(status, data, events, worker)``: ``("reply", reply bytes, …)`` or
     ``("died", why, …)``, with how many Log events were sent and this worker's address."""
@@ -205,8 +208,11 @@ def run_task(payload: bytes, topic: str, task_id: str, inputs: Mapping[str, Any]
     address = str(worker.address)
     worker.log_event(topic, {"task": task_id, "start": address})
     end, data, sent = _run(worker, payload, topic, task_id, inputs or {})
-    worker.log_event(topic, {"task": task_id, "end": end, "sent": sent,
-                             "size": len(data) if end != "died" else 0})
+    event: dict[str, Any] = {"task": task_id, "end": end, "sent": sent,
+                             "size": len(data) if end != "died" else 0}
+    if end != "died" and len(data) <= INLINE_REPLY:
+        event["reply"] = data  # the parent need not fetch it: one round trip less
+    worker.log_event(topic, event)
     return "died" if end == "died" else "reply", data, sent, address
 
 
@@ -265,13 +271,28 @@ def kill_task(task_id: str) -> bool:
 
 
 def dask_setup(worker: Any) -> None:
-    """A worker preload (the LocalCluster's): Ctrl-C is the parent's to handle, so a
-    worker in the terminal's process group does not die of it before its phases are
-    killed and the cluster is closed."""
+    """A worker preload (the LocalCluster's; ``dask worker --preload
+    phasewise.executors._dask_worker`` elsewhere): Ctrl-C is the parent's to handle, so
+    a worker in the terminal's process group does not die of it before its phases are
+    killed and the cluster is closed; and a child per worker thread is started now, in
+    the background, so that the first phases need not wait for one."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread: nothing to do
         pass
+    threads = int(getattr(getattr(worker, "state", None), "nthreads", 1) or 1)
+    threading.Thread(target=_prestart, args=(threads,), daemon=True,
+                     name="phasewise-prestart").start()
+
+
+def _prestart(n: int) -> None:
+    for _ in range(n):
+        try:
+            child = _Child()
+        except OSError:
+            return
+        with _lock:
+            _idle.append(child)
 
 
 def release_children() -> int:

@@ -4,9 +4,10 @@
                       dask worker: run_task ─▶ child process: run_payload  (_dask_worker)
     worker.log_event(topic, start) ──▶ our future runs: emit(Started(worker address))
     worker.log_event(topic, Log) ──▶ scheduler ──▶ subscribe_topic(topic) ─▶ emit(Log)
-    worker.log_event(topic, end: result|error, size) ─▶ dask future done ─▶ our future:
+    worker.log_event(topic, end: result|error, size, the reply if small) ─▶ our future:
         a result over keep_on_cluster bytes: Remote (the dask future; fetched on demand)
-        else: fetch it, reply_value ─▶ the value or the phase's error
+        a small reply (on the event): reply_value ─▶ the value or the phase's error
+        else, once the dask future is done: fetch the reply, reply_value
     a later phase's context holding our Remote ─▶ its dask future in ``inputs``: dask
         hands the bytes to the worker (worker to worker), never through this process
     "remove-worker" on topic "all" ─▶ its phases fail now: WorkerDied naming the worker
@@ -37,7 +38,7 @@ from phasewise.core.context import PhaseContext
 from phasewise.core.errors import ExecutorError, WorkerDied
 from phasewise.core.task import Remote, Task
 from phasewise.executors._dask_worker import Input, kill_task, release_children, run_task
-from phasewise.executors.base import BaseExecutor
+from phasewise.executors.base import IN_FLIGHT_PER_WORKER, BaseExecutor
 from phasewise.executors.future import CancellableFuture
 from phasewise.executors.reply import reply_value
 
@@ -56,7 +57,7 @@ class _Running:
     """One submitted task, as the parent follows it."""
 
     __slots__ = ("begun", "dask", "emit", "end", "future", "key", "phase", "received",
-                 "worker")
+                 "resolved", "worker")
 
     def __init__(self, phase: str, emit: Callable[[Any], None], future: CancellableFuture,
                  key: str) -> None:
@@ -65,6 +66,7 @@ class _Running:
         self.begun = False  # Started emitted (or the future withdrawn)
         self.end: dict[str, Any] | None = None  # the worker's last event: how it ended
         self.received = 0
+        self.resolved = False  # claimed by the path that resolves our future
         self.worker = ""
 
 
@@ -89,6 +91,11 @@ class DaskExecutor(BaseExecutor):
 
     crosses_processes = True
     reports_start = True
+    max_in_flight: int | None = None
+    """On a cluster of its own whose threads are no more than ``max_workers``, five tasks
+    per thread, so that dask has the next one queued when a worker frees (the extra ones
+    stay pending); on any other cluster ``max_workers``, which then limits how many phases
+    run at once."""
 
     def __init__(
         self,
@@ -140,21 +147,40 @@ class DaskExecutor(BaseExecutor):
                     host="127.0.0.1", dashboard_address=dashboard,
                     silence_logs=logging.ERROR,
                     preload=["phasewise.executors._dask_worker"])
+            slots = len(self.cluster.workers) * threads_per_worker
+            if max_workers is None or slots <= max_workers:  # the cluster is the limit
+                self.max_in_flight = IN_FLIGHT_PER_WORKER * slots
             try:
                 self.client = distributed.Client(self.cluster, set_as_default=False)
             except BaseException:
                 self.cluster.close()
                 raise
         if dashboard or self.address:
-            link = getattr(self.client, "dashboard_link", None)
-            if link:
-                print(f"phasewise: dask dashboard at {link}", file=sys.stderr)
+            self._print_dashboard()
         self.topic = f"phasewise-{uuid.uuid4().hex}"
         self._lock = threading.Condition()
         self._tasks: dict[str, _Running] = {}
         self._killers: list[threading.Thread] = []
         self.client.subscribe_topic(self.topic, self._on_event)
         self.client.subscribe_topic("all", self._on_cluster_event)
+
+    def _print_dashboard(self) -> None:
+        """Say where the cluster's dashboard is, if it answers there (a scheduler without
+        one, ``--no-dashboard`` or no ``bokeh``, still reports the address it would have,
+        and may serve other pages on it)."""
+        import urllib.request
+
+        link = getattr(self.client, "dashboard_link", None)
+        if not link or not link.startswith(("http://", "https://")):
+            return
+        try:
+            no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with no_proxy.open(link, timeout=1.0) as reply:
+                if reply.status != 200:
+                    return
+        except (OSError, ValueError):
+            return
+        print(f"phasewise: dask dashboard at {link}", file=sys.stderr)
 
     # ── submitting ──────────────────────────────────────────────────────────
 
@@ -216,14 +242,38 @@ class DaskExecutor(BaseExecutor):
             elif "end" in msg:
                 record.end = msg
                 self._lock.notify_all()
-                return
+                early = self._early(record, msg)
+                if not early:
+                    return
             else:
                 record.received += 1
                 self._lock.notify_all()
         if "start" in msg:
             self._begin(record)
+        elif "end" in msg:  # resolved from the event: no round trip to fetch the result
+            self._resolve(record, lambda: self._value_from_end(record, msg))
         elif not record.future.done():
             record.emit(wire.Log(msg["stream"], msg["lines"], time.monotonic()))
+
+    def _early(self, record: _Running, end: dict[str, Any]) -> bool:
+        """Whether the task's end event (under the lock) settles its future: every Log
+        came, and it carries a small reply or announces a result to keep. Claims it."""
+        settles = (end["end"] != "died" and record.received >= end["sent"]
+                   and record.dask is not None and not record.resolved
+                   and not record.future.kill_requested
+                   and ("reply" in end or (end["end"] == "result"
+                                           and end["size"] > self.keep_on_cluster)))
+        if settles:
+            record.resolved = True
+            self._tasks.pop(_task_id(record), None)
+        return settles
+
+    def _value_from_end(self, record: _Running, end: dict[str, Any]) -> Any:
+        phase, dask_future = record.phase, record.dask
+        if end["end"] == "result" and end["size"] > self.keep_on_cluster:
+            return Remote(phase, self, lambda: self._fetch(dask_future, phase),
+                          ref=dask_future, nbytes=end["size"])
+        return reply_value(end["reply"], phase, "dask")
 
     def _begin(self, record: _Running) -> None:
         """A worker has begun the task: its future runs, ``Started`` names the worker. A
@@ -263,18 +313,25 @@ class DaskExecutor(BaseExecutor):
     # ── outcomes ────────────────────────────────────────────────────────────
 
     def _finish(self, task_id: str, dask_future: Any) -> None:
-        """The dask future is done (a dask callback thread): resolve ours."""
+        """The dask future is done (a dask callback thread): resolve ours, unless its end
+        event did already."""
         with self._lock:
             record = self._tasks.get(task_id)
-        if record is None:
-            return
+            if record is None or record.resolved:
+                return
+            record.resolved = True
+        self._resolve(record, lambda: self._outcome(record, dask_future))
+
+    def _resolve(self, record: _Running, outcome_of: Callable[[], Any]) -> None:
+        """Resolve our future with ``outcome_of()`` (or what it raises), once: ``Started``
+        first, as every event comes before the future resolves."""
         try:
-            outcome: Any = self._outcome(record, dask_future)
+            outcome: Any = outcome_of()
         except BaseException as exc:
             outcome = exc
         with self._lock:
-            self._tasks.pop(task_id, None)
-        self._begin(record)  # every event before the future resolves: Started first
+            self._tasks.pop(_task_id(record), None)
+        self._begin(record)
         if isinstance(outcome, BaseException):
             self._fail(record, outcome)
         elif not record.future.done():
