@@ -171,6 +171,21 @@ def test_a_printed_line_reaches_the_store_before_the_phase_ends(
     assert seen[0] < ended - 1.0, f"the line arrived {ended - seen[0]:.2f}s before the end"
 
 
+def test_the_scheduler_forgets_the_events_of_an_executor_that_shut_down(
+    address: str, no_phase_process_left: None
+) -> None:
+    from distributed import Client
+
+    executor = DaskExecutor(address=address)
+    logged: list[object] = []
+    with executor:
+        assert executor.submit(Task("talks", partial(print_then_sleep, 0.0),
+                                    capture_output=True), logged.append).result(30)
+    assert any(list(getattr(e, "lines", ())) == ["early line"] for e in logged), logged
+    with Client(address, set_as_default=False) as client:
+        assert client.get_events(executor.topic) == ()
+
+
 def test_a_worker_killed_mid_phase_fails_that_phase_naming_the_worker(
     dask_cluster: tuple[str, Path], tmp_path: Path
 ) -> None:

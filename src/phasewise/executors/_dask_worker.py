@@ -46,8 +46,9 @@ from phasewise.executors._syscalls import write_all
 
 __all__ = ["Input", "dask_setup", "kill_task", "load_input", "release_children", "run_task"]
 
-INLINE_REPLY = 65_536
-"""Bytes up to which a reply also rides on the task's end event."""
+INLINE_REPLY = 16_384
+"""Bytes up to which a reply also rides on the task's end event (the scheduler keeps
+the last 1000 events of a topic until the executor forgets its topic at shutdown)."""
 INPUTS_ENV = "PHASEWISE_DASK_INPUTS"
 """The environment variable that tells a child the folder its inputs are written to."""
 

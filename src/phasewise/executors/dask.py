@@ -460,6 +460,14 @@ class DaskExecutor(BaseExecutor):
     def _disconnect(self) -> None:
         self._disconnected = True
         self._bounded(release_children)
+        topic = self.topic
+
+        def forget(dask_scheduler: Any = None) -> None:  # pickled by value: no phasewise
+            broker = getattr(dask_scheduler, "_broker", None)  # needed on the scheduler
+            if broker is not None:
+                broker.truncate(topic)
+
+        _call_bounded(self.client.run_on_scheduler, forget)  # its events, kept there
         for topic in (self.topic, "all"):
             try:
                 self.client.unsubscribe_topic(topic)
