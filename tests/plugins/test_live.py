@@ -71,7 +71,7 @@ def test_the_region_at_a_fixed_width() -> None:
         "⠹ resize  process · pid 812  2.1s attempt 2 resizing 40/120",
         "· publish",
     ]
-    assert re.fullmatch(r"━+╸? +25%  1/4 phases · 2\.6s · ETA 7\.8s", lines[4])
+    assert re.fullmatch(r"━+╸?─* +25%  1/4 phases · 2\.6s · ETA 7\.8s", lines[4])
     assert len(lines) == 5
     assert all(len(line) < 90 for line in text.splitlines())
 

@@ -142,6 +142,10 @@ class ProgressReporter(_OneRun):
             name = action.payload  # a phase action may carry the phase's name alone
         if not isinstance(name, str):
             return
+        if self._quiet:  # no lines to write: only what the summary needs
+            if action.type == A.PHASE_COMPLETE and payload.get("resumed"):
+                self.resumed.add(name)
+            return
         state = store.state
         try:
             phase = state.phase(name)
@@ -149,7 +153,7 @@ class ProgressReporter(_OneRun):
             return
         with self._lock:  # numbers are handed out in the order lines are written
             line = self._line_for(action.type, phase, payload, len(state.phases))
-            if line is not None and not self._quiet:
+            if line is not None:
                 self._stream.write(line + "\n")
                 self._stream.flush()
 
