@@ -217,6 +217,50 @@ def test_a_worker_killed_mid_phase_fails_that_phase_naming_the_worker(
         _stop([victim])
 
 
+def note_then_sleep_then_note(path: str, seconds: float) -> None:
+    with open(path, "a") as notes:
+        notes.write(f"start {os.getpid()} {os.getppid()}\n")
+    time.sleep(seconds)
+    with open(path, "a") as notes:
+        notes.write("end\n")
+
+
+def test_a_phase_whose_worker_died_is_not_run_again_by_a_scheduler_that_retries(
+    dask_cluster: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The test scheduler allows dask's default 3 failures: when the worker running a
+    phase dies, dask gives the task to the other worker that can take it; phasewise has
+    failed the phase, and kills it there too (it must not run to its end)."""
+    address, scheduler_file = dask_cluster
+    spares = [_start_worker(scheduler_file, "--resources", "SPARE=1", "--no-nanny")
+              for _ in range(2)]
+    notes = tmp_path / "notes"
+    try:
+        from distributed import Client
+
+        with Client(address, set_as_default=False) as client:
+            deadline = time.monotonic() + START_LIMIT
+            while sum("SPARE" in w.get("resources", {}) for w in client.scheduler_info(
+                    n_workers=-1)["workers"].values()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        with DaskExecutor(address=address) as executor:
+            future = executor.submit(Task("spare", partial(
+                note_then_sleep_then_note, str(notes), 4.0), resources={"SPARE": 1}), print)
+            deadline = time.monotonic() + 20
+            while not notes.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert notes.exists(), "the phase never started"
+            worker_pid = int(notes.read_text().split()[2])
+            victim = next(p for p in spares if p.pid == worker_pid)
+            victim.kill()
+            with pytest.raises(Exception, match="died"):
+                future.result(timeout=20)
+            time.sleep(6.0)  # past the end of a run given to the other worker
+        assert "end" not in notes.read_text(), notes.read_text()
+    finally:
+        _stop(spares)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -308,7 +308,9 @@ class DaskExecutor(BaseExecutor):
             self._fail(record, WorkerDied(
                 f"phase {record.phase!r}: the dask worker {worker} running it died "
                 "(or was lost) before it replied", record.phase))
-            threading.Thread(target=self._cancel_dask, args=(record,), daemon=True).start()
+            # a scheduler allowing retries may have given it to another worker already
+            threading.Thread(target=self._cancel_dask, args=(record, True, True),
+                             daemon=True).start()
 
     # ── outcomes ────────────────────────────────────────────────────────────
 
@@ -425,9 +427,12 @@ class DaskExecutor(BaseExecutor):
             self._killers = [t for t in self._killers if t.is_alive()] + [thread]
         thread.start()
 
-    def _cancel_dask(self, record: _Running, kill: bool = False) -> None:
+    def _cancel_dask(self, record: _Running, kill: bool = False,
+                     everywhere: bool = False) -> None:
+        """Cancel the task in dask; ``kill``: kill its child on its worker first (on every
+        worker, ``everywhere``: a kill that comes first stops it when it begins)."""
         if kill:
-            workers = [record.worker] if record.worker else None
+            workers = [record.worker] if record.worker and not everywhere else None
             self._bounded(kill_task, _task_id(record), workers=workers)
         if record.dask is not None:
             _call_bounded(record.dask.cancel)
