@@ -24,7 +24,6 @@ when a worker begins it.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from phasewise.core import bootstrap, wire
 from phasewise.core.context import PhaseContext
 from phasewise.core.errors import ExecutorError, WorkerDied
 from phasewise.core.task import Remote, Task
+from phasewise.executors import _dask_cluster as _cluster
 from phasewise.executors._dask_worker import Input, kill_task, release_children, run_task
 from phasewise.executors.base import IN_FLIGHT_PER_WORKER, BaseExecutor
 from phasewise.executors.future import CancellableFuture
@@ -45,8 +45,6 @@ from phasewise.executors.reply import reply_value
 __all__ = ["INSTALL", "DaskExecutor"]
 
 INSTALL = "pip install 'phasewise[dask]'"
-KILL_WAIT = 5.0
-"""Seconds a kill or a shutdown waits for the cluster to answer."""
 LOG_WAIT = 10.0
 """Seconds a finished task's future waits for the last of its Log events."""
 KEEP_ON_CLUSTER = 1_000_000
@@ -68,16 +66,6 @@ class _Running:
         self.received = 0
         self.resolved = False  # claimed by the path that resolves our future
         self.worker = ""
-
-
-def _connect(address: str, timeout: float) -> Any:
-    from distributed import Client
-
-    try:
-        return Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ExecutorError("dask", f"cannot reach the dask scheduler at {address}: "
-                            f"{type(exc).__name__}: {exc}", "address") from exc
 
 
 class DaskExecutor(BaseExecutor):
@@ -109,7 +97,6 @@ class DaskExecutor(BaseExecutor):
         keep_on_cluster: int = KEEP_ON_CLUSTER,
     ) -> None:
         try:
-            import dask
             import distributed
         except ImportError as exc:
             raise ExecutorError("dask", f"dask.distributed is not installed ({exc}): "
@@ -126,61 +113,28 @@ class DaskExecutor(BaseExecutor):
         self.cluster: Any = None
         self._tracker_is_ours = False
         if self.address:
-            self.client = _connect(self.address, connect_timeout)
+            self.client = _cluster.connect(self.address, connect_timeout)
         else:
             bootstrap.check_can_start_processes("dask")
-            import logging
-            import multiprocessing.resource_tracker as tracker
-            import warnings
-
-            # LocalCluster's worker processes start the standard library's resource
-            # tracker, a child of this process: stopped with the cluster if it is ours
-            self._tracker_is_ours = getattr(tracker._resource_tracker, "_fd", 0) is None
-
-            # allowed-failures 0: a worker that dies fails its task at once (KilledWorker)
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
-                    warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Port .* is already in use")
-                self.cluster = distributed.LocalCluster(
-                    n_workers=n_workers or max_workers or os.cpu_count() or 1,
-                    threads_per_worker=threads_per_worker, processes=True,
-                    host="127.0.0.1", dashboard_address=dashboard,
-                    silence_logs=logging.ERROR,
-                    preload=["phasewise.executors._dask_worker"])
+            self.cluster, self._tracker_is_ours = _cluster.start_local(
+                _cluster.default_workers(n_workers, max_workers), threads_per_worker,
+                dashboard)
             slots = len(self.cluster.workers) * threads_per_worker
             if max_workers is None or slots <= max_workers:  # the cluster is the limit
                 self.max_in_flight = IN_FLIGHT_PER_WORKER * slots
             try:
                 self.client = distributed.Client(self.cluster, set_as_default=False)
             except BaseException:
-                self.cluster.close()
+                _cluster.close(None, self.cluster, self._tracker_is_ours)
                 raise
         if dashboard or self.address:
-            self._print_dashboard()
+            _cluster.announce_dashboard(self.client)
         self.topic = f"phasewise-{uuid.uuid4().hex}"
         self._lock = threading.Condition()
         self._tasks: dict[str, _Running] = {}
         self._killers: list[threading.Thread] = []
         self.client.subscribe_topic(self.topic, self._on_event)
         self.client.subscribe_topic("all", self._on_cluster_event)
-
-    def _print_dashboard(self) -> None:
-        """Say where the cluster's dashboard is, if it answers there (a scheduler without
-        one, ``--no-dashboard`` or no ``bokeh``, still reports the address it would have,
-        and may serve other pages on it)."""
-        import urllib.request
-
-        link = getattr(self.client, "dashboard_link", None)
-        if not link or not link.startswith(("http://", "https://")):
-            return
-        try:
-            no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-            with no_proxy.open(link, timeout=1.0) as reply:
-                if reply.status != 200:
-                    return
-        except (OSError, ValueError):
-            return
-        print(f"phasewise: dask dashboard at {link}", file=sys.stderr)
 
     # ── submitting ──────────────────────────────────────────────────────────
 
@@ -435,13 +389,13 @@ class DaskExecutor(BaseExecutor):
             workers = [record.worker] if record.worker and not everywhere else None
             self._bounded(kill_task, _task_id(record), workers=workers)
         if record.dask is not None:
-            _call_bounded(record.dask.cancel)
+            _cluster.call_bounded(record.dask.cancel)
         self._fail(record, WorkerDied(f"phase {record.phase!r} was cancelled", record.phase))
 
     def _bounded(self, function: Callable[..., Any], *args: Any,
                  workers: list[str] | None = None) -> None:
         """``client.run(function, *args)`` on the workers, waiting at most KILL_WAIT."""
-        _call_bounded(self.client.run, function, *args, workers=workers, on_error="ignore")
+        _cluster.call_bounded(self.client.run, function, *args, workers=workers, on_error="ignore")
 
     def close(self, cancel: bool) -> None:
         """Wait for the running tasks (``cancel``: kill them first), then close the client
@@ -465,47 +419,13 @@ class DaskExecutor(BaseExecutor):
     def _disconnect(self) -> None:
         self._disconnected = True
         self._bounded(release_children)
-        topic = self.topic
-
-        def forget(dask_scheduler: Any = None) -> None:  # pickled by value: no phasewise
-            broker = getattr(dask_scheduler, "_broker", None)  # needed on the scheduler
-            if broker is not None:
-                broker.truncate(topic)
-
-        _call_bounded(self.client.run_on_scheduler, forget)  # its events, kept there
+        _cluster.forget_topic(self.client, self.topic)  # its events, kept there
         for topic in (self.topic, "all"):
             try:
                 self.client.unsubscribe_topic(topic)
             except Exception:
                 pass
-        try:
-            self.client.close(timeout=5)
-        finally:
-            if self.cluster is not None:
-                try:
-                    self.cluster.close(timeout=10)
-                finally:
-                    if self._tracker_is_ours:
-                        import multiprocessing.resource_tracker as tracker
-
-                        from phasewise.executors._start import stop_helper
-
-                        stop_helper(tracker._resource_tracker, "_pid")
-
-
-def _call_bounded(function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """Call ``function`` in a thread of its own, waiting at most KILL_WAIT for it (a
-    cluster that does not answer must not hold up a cancel or a shutdown)."""
-
-    def call() -> None:
-        try:
-            function(*args, **kwargs)
-        except Exception:
-            pass
-
-    thread = threading.Thread(target=call, daemon=True, name="phasewise-dask-call")
-    thread.start()
-    thread.join(KILL_WAIT)
+        _cluster.close(self.client, self.cluster, self._tracker_is_ours)
 
 
 def _task_id(record: _Running) -> str:
