@@ -107,12 +107,16 @@ def test_a_run_passes_a_kept_result_on_to_its_executor_and_fetches_it_for_the_re
         Phase("use", lambda context: len(context["make"]), depends_on="make"),
         Phase("here", lambda context: context["make"][:2], depends_on="make",
               executor="inline"),
-        Phase("checked", lambda: 1, validate=lambda result: [f"got {result!r}"]))
+        Phase("checked", lambda: 1, validate=lambda result: [f"got {result!r}"]),
+        Phase("gated", lambda context: context["make"][:1], depends_on="make",
+              when=lambda context: context["make"] == b"x" * 10))  # a condition: the value
     result = pipeline.run(executor="keeping", executors=lookup)
     assert result.ok, [p.error for p in result.state.phases]
     keeper = made[0]
     assert isinstance(keeper.contexts["use"]["make"], Remote)  # passed on, not fetched
     assert "here" not in keeper.contexts  # it ran inline, with the value
-    assert result.results == {"make": b"x" * 10, "use": 10, "here": b"xx", "checked": 1}
+    assert result.results == {"make": b"x" * 10, "use": 10, "here": b"xx", "checked": 1,
+                              "gated": b"x"}
+    assert keeper.contexts["gated"]["make"] == b"x" * 10  # fetched for its condition
     assert "warning: got 1" in [log.line for log in result.state.phase("checked").logs]
-    assert sorted(keeper.fetched) == ["checked", "make", "use"]  # each once
+    assert sorted(keeper.fetched) == ["checked", "gated", "make", "use"]  # each once
