@@ -517,6 +517,36 @@ def test_a_work_directory_saves_a_kept_result_and_a_resumed_run_loads_it(
     assert again.results["use"] == (2_000_000, 2_000_000)
 
 
+def slow_bytes(size: int) -> bytes:
+    time.sleep(1.0)  # while the other phase prints
+    return make_bytes(size)
+
+
+def chatty() -> int:
+    for i in range(300):
+        print("line", i, flush=True)
+        time.sleep(0.01)
+    return 1
+
+
+@pytest.mark.timeout(120)
+def test_a_kept_result_is_recorded_while_another_phase_prints(
+    address: str, tmp_path: Path, no_phase_process_left: None
+) -> None:
+    """The work directory records a kept result as its phase completes; fetching it then,
+    inside the Store's lock, waited on the thread that delivers the printing phase's
+    lines to that Store: the run hung."""
+    pipeline = Pipeline(
+        "recorded", Phase("make", partial(slow_bytes, 5_000_000), parallel=True),
+        Phase("chatty", chatty, parallel=True),
+        Phase("use", measure, depends_on="make", parallel=True), capture_output=True)
+    result = pipeline.run(executor="dask", max_workers=2, executor_options={
+        "address": address}, workdir=tmp_path / "w")
+    assert result.ok, [p.error for p in result.state.phases]
+    assert result.results["use"] == (5_000_000, 5_000_000)
+    assert len(result.state.phase("chatty").logs) > 0
+
+
 @pytest.mark.parametrize("bad", [-1, "big", 1.5, True])
 def test_a_bad_keep_on_cluster_is_a_clear_error(bad: object) -> None:
     from phasewise.core.errors import ExecutorOptionsError

@@ -272,7 +272,7 @@ class Pipeline:
             record.attach(store)
             run = PipelineRun(self._plan(), dataclasses.replace(
                 options, completed=record.completed, cache=record.cache,
-                folders=record.folders), results)
+                folders=record.folders, keeps_results=True), results)
             store.run_saga(run.saga)
         finally:
             record.close(store.state)

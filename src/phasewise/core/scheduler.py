@@ -28,6 +28,7 @@ import dataclasses
 import heapq
 import os
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 from phasewise.core import actions as A
 from phasewise.core.actions import Action
 from phasewise.core.context import PhaseContext, RunParams
-from phasewise.core.errors import ExecutorError, PhaseError, RemotePhaseError
+from phasewise.core.errors import ExecutorError, PhaseError, PhasewiseWarning, RemotePhaseError
 from phasewise.core.executor import Executor, ExecutorLookup, ExecutorSession
 from phasewise.core.phase import Phase
 from phasewise.core.plan import Plan
@@ -73,7 +74,11 @@ class RunOptions:
     run's); ``cache`` answers for phases with ``Phase(cache=...)``; ``params`` are what
     handlers asking for ``params`` get, ``folders`` where those asking for ``workdir``
     work. ``review(phase, message, folder)`` is called after a phase with
-    ``Phase(review=...)`` or named in ``pause_after``: False stops the run there."""
+    ``Phase(review=...)`` or named in ``pause_after``: False stops the run there.
+    ``keeps_results``: something records each result as its phase completes (a work
+    directory), so a result kept on a cluster is fetched before — the recorder pickles
+    it while the Store is locked, where fetching could wait on the very thread that
+    delivers the executor's events to the Store."""
 
     executor: str = "thread"
     max_workers: int | None = None
@@ -87,6 +92,7 @@ class RunOptions:
     folders: PhaseFolders | None = None
     review: Callable[[str, str, Path | None], bool] | None = None
     pause_after: frozenset[str] = frozenset()
+    keeps_results: bool = False
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -234,8 +240,13 @@ class PipelineRun:
         """Phases that never started end cancelled; results kept on a cluster are
         fetched (``Remote``), for the run's results; the run ends with its status."""
         for name, value in self.results.items():
-            if type(value) is Remote:
-                self.results[name] = value.fetch()
+            if type(value) is Remote and not self._interrupted:
+                try:
+                    self.results[name] = value.fetch()
+                except Exception as exc:  # the cluster lost it: the Remote stands in
+                    warnings.warn(PhasewiseWarning(
+                        f"the result of phase {name!r}, kept on its executor, could not be "
+                        f"fetched: {type(exc).__name__}: {exc}"), stacklevel=2)
         if self._stopped:
             reason = f"not started: {self._stopped}"
         elif self._interrupted:
@@ -310,7 +321,10 @@ class PipelineRun:
             yield from self._complete(name, self.options.completed[name], resumed=True)
             return "completed"
         asks = self.plan.asks[name]
-        context = self._context(phase) if "context" in asks or phase.when else None
+        try:
+            context = self._context(phase) if "context" in asks or phase.when else None
+        except Exception as exc:  # a dependency's result kept on a cluster is lost
+            return (yield from self._fail(phase, exc))
         params = self.options.params
         if phase.when is not None:
             met = yield from self._condition(phase, context, params)
@@ -338,8 +352,11 @@ class PipelineRun:
             try:
                 result = yield Execute(task, executor, self._event_actions(
                     name, attempt, phase.executor or self.options.executor))
-                if type(result) is Remote and (cache or phase.validate or phase.on_success):
-                    result = result.fetch()  # kept on a cluster, but needed here
+                if type(result) is Remote:
+                    if cache or phase.validate or phase.on_success:
+                        result = result.fetch()  # kept on a cluster, but needed here
+                    elif self.options.keeps_results:
+                        result.fetch()  # the value, for the record; dependants get the Remote
                 warnings = phase.validate(result) if phase.validate is not None else None
             except SagaCancelled:
                 raise
