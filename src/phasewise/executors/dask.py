@@ -152,9 +152,14 @@ class DaskExecutor(BaseExecutor):
         with self._lock:
             self.check_open()
             self._tasks[task_id] = record
-        record.dask = self.client.submit(
-            run_task, payload, self.topic, task_id, inputs or None, key=record.key, pure=False,
-            retries=0, resources=resources or None)
+        try:
+            record.dask = self.client.submit(
+                run_task, payload, self.topic, task_id, inputs or None, key=record.key,
+                pure=False, retries=0, resources=resources or None)
+        except BaseException:  # the client is closing, say: nothing of it is left waiting
+            with self._lock:
+                self._tasks.pop(task_id, None)
+            raise
         future.add_done_callback(lambda f: self._withdrawn(task_id) if f.cancelled() else None)
         record.dask.add_done_callback(lambda f: self._finish(task_id, f))
         return future
