@@ -76,8 +76,10 @@ class ViewLoop:
                     self._draw(state, note, size)
                 except OSError:  # EIO: the terminal hung up
                     return
-                drawn, last_frame = (state, note, size), now
-            wait = min(next_tick, last_frame + FRAME_INTERVAL) - time.monotonic()
+                drawn, last_frame, stale = (state, note, size), now, False
+            # wake for the next tick, or sooner for a frame held back by the frame rate
+            due = min(next_tick, last_frame + FRAME_INTERVAL) if stale else next_tick
+            wait = due - time.monotonic()
             if decoder.pending:
                 wait = min(wait, last_byte + _ESCAPE_WAIT - time.monotonic())
             try:
