@@ -216,6 +216,14 @@ def test_expanded_shows_the_newest_lines_while_following() -> None:
     ]
 
 
+def test_escape_sequences_a_phase_prints_are_not_drawn() -> None:
+    colored = [*RUN[:2], _log("fetch", "\x1b[2J\x1b[31mred\x1b[0m text\x1b]0;title\x07")]
+    view = _keys(_store(NAMES, colored), ENTER)
+    lines = render_view(view, width=72, height=11, now=110.0, note="")
+    assert "  | red text" in [line.plain for line in lines]
+    assert not any("\x1b" in line.plain for line in lines)
+
+
 def test_scrolling_up_pauses_and_g_goes_to_the_top() -> None:
     store = _store(NAMES, RUN)
     up = _screen(_keys(store, ENTER, UP, UP), height=11)[5:10]

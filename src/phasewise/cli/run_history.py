@@ -17,12 +17,13 @@ gone is reported interrupted. Nothing here is HTML: html_report.py draws a ``Run
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from phasewise.plugins.reporters import printable
 
 __all__ = [
     "CACHE_LANE",
@@ -44,9 +45,6 @@ LINE_CHARS = 300
 NOT_STARTED_LANE, CACHE_LANE = "not started", "cache"
 """The lanes of the phases that never started and of cache hits (the others are the
 workers')."""
-
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
-
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
@@ -197,5 +195,5 @@ def load_view(workdir: Path) -> RunView:
 
 def _clean(line: str) -> str:
     """A captured line without terminal escapes and control characters, cut short."""
-    line = _CONTROL.sub("", line)
+    line = printable(line)
     return line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + "…"

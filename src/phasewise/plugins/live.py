@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -40,7 +39,12 @@ from phasewise.core.actions import Action
 from phasewise.core.state import PhaseStatus, PipelineState
 from phasewise.core.store import Store
 from phasewise.plugins.markers import hookimpl
-from phasewise.plugins.reporters import ProgressReporter, elapsed_text, short_duration
+from phasewise.plugins.reporters import (
+    ProgressReporter,
+    elapsed_text,
+    printable,
+    short_duration,
+)
 
 __all__ = ["FRAMES_PER_SECOND", "LiveDisplay", "render_region"]
 
@@ -128,14 +132,11 @@ def _bar(state: PipelineState, now: float, width: int, live: bool,
     return f"{bar} {status}"
 
 
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
-
-
 def _fit(text: str, width: int, *, right: bool = False, pad: bool = True) -> str:
     """``text`` in ``width`` terminal columns: cut with an ellipsis, or padded."""
     from rich.cells import cell_len, set_cell_size
 
-    text = _CONTROL.sub("", text.replace("\t", " "))
+    text = printable(text)
     size = cell_len(text)
     if size > width:
         return set_cell_size(text, width - 1) + "…" if width > 0 else ""

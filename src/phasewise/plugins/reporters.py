@@ -49,6 +49,7 @@ __all__ = [
     "format_duration",
     "format_summary",
     "is_warning",
+    "printable",
     "short_duration",
 ]
 
@@ -289,6 +290,17 @@ def elapsed_text(p: PhaseStatus, now: float) -> str:
     if p.status == "pending" or not (p.elapsed or p.started_at):
         return ""
     return short_duration(p.elapsed)
+
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|"
+                      r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(line: str) -> str:
+    """A captured line as a display may draw it: without the terminal's escape sequences
+    (colors, cursor moves, titles) and control characters, which would move or repaint
+    what is drawn around it."""
+    return _CONTROL.sub("", line.replace("\t", " "))
 
 
 def _first_line(text: str, limit: int = 100) -> str:

@@ -11,7 +11,7 @@ from rich.text import Text
 from phasewise.cli.palette import STATUS_STYLE
 from phasewise.core.state import PhaseStatus, PipelineState
 from phasewise.core.view import PipelineViewState
-from phasewise.plugins.reporters import elapsed_text, short_duration
+from phasewise.plugins.reporters import elapsed_text, printable, short_duration
 
 __all__ = ["SYMBOLS", "render_view"]
 
@@ -107,7 +107,7 @@ def _row(phase: PhaseStatus, selected: bool, columns: tuple[int, int], now: floa
         row.append("  " + ", ".join(extra), style="yellow")
     error = phase.error.strip()
     if error and phase.status in ("failed", "retrying", "skipped", "cancelled"):
-        row.append("  " + error.splitlines()[0], style=style)
+        row.append("  " + printable(error.splitlines()[0]), style=style)
     return row
 
 
@@ -133,7 +133,7 @@ def _log_panel(phase: PhaseStatus, view: PipelineViewState, room: int) -> list[T
     panel = [title]
     for entry in shown:
         stderr = entry.stream == "stderr"
-        panel.append(Text(f"  {'!' if stderr else '|'} {entry.line}",
+        panel.append(Text(f"  {'!' if stderr else '|'} {printable(entry.line)}",
                           style="red" if stderr else ""))
     return panel
 
