@@ -278,3 +278,44 @@ def test_failures_only_keeps_the_failed_phases_and_their_tracebacks() -> None:
                                                (125.4, "2m05s")])
 def test_short_duration(seconds: float, text: str) -> None:
     assert short_duration(seconds) == text
+
+
+class _ClosedStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reporter_whose_stream_breaks_says_so_and_the_run_goes_on() -> None:
+    from phasewise.plugins.manager import plugin_manager
+
+    reporter = ProgressReporter(_ClosedStream())
+    pm = plugin_manager()
+    pm.register(reporter)
+    try:
+        with pytest.warns(Warning) as seen:
+            result = PIPELINE.run(executor="thread")
+    finally:
+        if pm.is_registered(reporter):
+            pm.unregister(reporter)
+        pm.records = [r for r in pm.records if not r.in_run]
+    assert result.ok
+    messages = [str(w.message) for w in seen]
+    assert any("ProgressReporter stopped reporting the run: BrokenPipeError" in m
+               for m in messages), messages
+
+
+def test_a_reporter_stops_observing_the_store_when_its_run_ends() -> None:
+    from phasewise.plugins.manager import plugin_manager
+
+    out = io.StringIO()
+    reporter = ProgressReporter(out)
+    store = Store(PIPELINE.build_reducer())
+    pm = plugin_manager()
+    pm.register(reporter)
+    try:
+        PIPELINE.run(executor="inline", store=store)
+    finally:
+        pm.unregister(reporter)
+    written = out.getvalue()
+    store.dispatch(Action(A.PHASE_START, {"name": "a", "attempt": 2}))  # the caller's store
+    assert out.getvalue() == written

@@ -60,7 +60,9 @@ def phasewise_run_start(pipeline: Pipeline, store: Store, executor: str) -> None
 
     :param store: the run's Store; ``store.observe(callback)`` calls ``callback(action)``
         after every action is reduced, as it happens. The built-in progress reporter
-        observes the store this way.
+        observes the store this way. Unlike this hook's implementations, such a callback
+        is not isolated: one that raises breaks the dispatch of that action, so catch
+        what it may raise (or implement ``phasewise_action``, which is isolated).
     """
 
 

@@ -253,7 +253,7 @@ class LiveDisplay(ProgressReporter):
         self._colors = {name: _PHASE_COLORS[i % len(_PHASE_COLORS)]
                         for i, name in enumerate(p.name for p in pipeline.phases)}
         self._store = store
-        self.attach(store)
+        self._detach = self.attach(store)
 
     @hookimpl
     def phasewise_run_finish(self, pipeline: Any, result: Any,

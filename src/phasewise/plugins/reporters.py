@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, TextIO
 
@@ -37,6 +38,7 @@ import msgspec
 
 from phasewise.core import actions as A
 from phasewise.core.actions import Action
+from phasewise.core.errors import PhasewiseWarning
 from phasewise.core.state import PhaseStatus, PipelineState
 from phasewise.core.store import Store
 from phasewise.plugins.markers import hookimpl
@@ -98,6 +100,7 @@ class ProgressReporter(_OneRun):
         self._started = False
         self._numbers: dict[str, int] = {}  # phase -> n of its "[n/N]" line
         self._lock = threading.RLock()
+        self._detach: Callable[[], None] | None = None
         self.resumed: set[str] = set()
 
     @hookimpl
@@ -105,7 +108,7 @@ class ProgressReporter(_OneRun):
         if not self._follows(pipeline, starting=True):
             return
         self._labels = {p.name: p.label for p in pipeline.phases} | self._labels
-        self.attach(store)
+        self._detach = self.attach(store)
 
     @hookimpl
     def phasewise_run_finish(self, pipeline: Any, result: Any,
@@ -114,6 +117,8 @@ class ProgressReporter(_OneRun):
         stopped it (the caller reports that error on its own)."""
         if not self._follows(pipeline):
             return
+        if self._detach is not None:  # a store the caller keeps is not observed on
+            self._detach()
         if not self._started or not (error is None or isinstance(error, KeyboardInterrupt)):
             return
         text = ""
@@ -127,8 +132,24 @@ class ProgressReporter(_OneRun):
         self._stream.flush()
 
     def attach(self, store: Store) -> Callable[[], None]:
-        """Observe ``store``'s actions; returns the function that stops it."""
-        return store.observe(lambda action: self._report(action, store))
+        """Observe ``store``'s actions; returns the function that stops it.
+
+        A reporter that breaks (its stream was closed, say) says so once and stops: an
+        observer's exception would otherwise reach the run, through ``dispatch``."""
+        stop: Callable[[], None] | None = None
+
+        def observe(action: Action) -> None:
+            try:
+                self._report(action, store)
+            except Exception as exc:
+                if stop is not None:
+                    stop()
+                warnings.warn(PhasewiseWarning(
+                    f"{type(self).__name__} stopped reporting the run: "
+                    f"{type(exc).__name__}: {exc}"), stacklevel=2)
+
+        stop = store.observe(observe)
+        return stop
 
     def _report(self, action: Action, store: Store) -> None:
         if action.type == A.PIPELINE_START:
