@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from phasewise.cli.tui.loop import ViewLoop, log_height_for, view_store
 from phasewise.cli.tui.terminal import Terminal
+from phasewise.core import actions as A
 from phasewise.core.actions import Action
 from phasewise.core.state import make_reducer
 from phasewise.core.store import Store
@@ -110,6 +111,9 @@ class DetailViewReporter:
             self._store.dispatch(action)
         except Exception as exc:
             self.failure = exc
+        if action.type == A.PIPELINE_COMPLETE:  # from here on, y must not interrupt it
+            with self._lock:
+                self._ended = self._ended or self._store.state.pipeline.status
 
     def _run(self) -> None:
         assert self._loop is not None
