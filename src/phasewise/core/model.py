@@ -241,42 +241,42 @@ class Pipeline:
                           fail_fast),
             params=run_params, review=review, pause_after=frozenset(pause_after))
         ended = services.observe_run(self, store, executor)
-        run: PipelineRun | None = None
+        runs: list[PipelineRun] = []  # the run, once made: its errors, whatever happens
         try:
             if workdir is None:
-                run = PipelineRun(self._plan(), options, results)
-                store.run_saga(run.saga)
+                runs.append(PipelineRun(self._plan(), options, results))
+                store.run_saga(runs[0].saga)
             else:
-                run = self._run_in(workdir, store, options, results, resume=resume,
-                                   cache=cache, params=run_params)
+                self._run_in(workdir, store, options, results, runs, resume=resume,
+                             cache=cache, params=run_params)
         except BaseException as exc:
             if ended is not None:
                 ended(PipelineResult.from_state(
-                    store.state, results, run.errors if run else None,
+                    store.state, results, runs[0].errors if runs else None,
                     interrupted=isinstance(exc, KeyboardInterrupt)), exc)
             raise
-        result = PipelineResult.from_state(store.state, results, run.errors)
+        result = PipelineResult.from_state(store.state, results, runs[0].errors)
         if ended is not None:
             ended(result, None)
         return result
 
     def _run_in(self, workdir: str | os.PathLike[str], store: Store, options: RunOptions,
-                results: dict[str, Any], *, resume: bool, cache: bool,
-                params: RunParams) -> PipelineRun:
-        """Run with the run kept in ``workdir`` (see ``run``)."""
+                results: dict[str, Any], runs: list[PipelineRun], *, resume: bool,
+                cache: bool, params: RunParams) -> None:
+        """Run with the run kept in ``workdir`` (see ``run``); the run is appended to
+        ``runs`` as soon as it is made."""
         from phasewise.core import services
 
         record = services.open_workdir(self, workdir, resume=resume, cache=cache,
                                        params=params)
         try:
             record.attach(store)
-            run = PipelineRun(self._plan(), dataclasses.replace(
+            runs.append(PipelineRun(self._plan(), dataclasses.replace(
                 options, completed=record.completed, cache=record.cache,
-                folders=record.folders, keeps_results=True), results)
-            store.run_saga(run.saga)
+                folders=record.folders, keeps_results=True), results))
+            store.run_saga(runs[0].saga)
         finally:
             record.close(store.state)
-        return run
 
     def _options(
         self, executor: str, max_workers: int | None,
