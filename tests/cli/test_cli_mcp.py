@@ -277,7 +277,7 @@ def test_a_journal_without_dependencies_gives_the_phases_and_statuses_only(
     run: Run, write_target: Callable[..., Path], phasewise_cmd: list[str]
 ) -> None:
     """A journal written before phasewise recorded depends_on (simulated: taken out)."""
-    from phasewise.cli.mcp_server import RunView
+    from phasewise.cli.mcp_server import WorkdirReader
 
     run.release.touch()
     run.start(write_target(PIPE), phasewise_cmd)
@@ -287,7 +287,7 @@ def test_a_journal_without_dependencies_gives_the_phases_and_statuses_only(
     for record in records:
         record.pop("depends_on", None)
     journal.write_text("".join(json.dumps(r) + "\n" for r in records))
-    graph = RunView(str(run.workdir)).graph()
+    graph = WorkdirReader(str(run.workdir)).graph()
     assert "does not record the dependencies" in graph
     assert "-->" not in graph
     assert 'p0["talk"]' in graph and "class p0,p1 completed" in graph

@@ -492,25 +492,15 @@ def status(workdir: str | None, as_json: bool) -> None:
     can be resumed. It reads the state file and the journal without taking the lock, so
     it shows a run in progress as it goes.
     """
-    from phasewise.cli.status import describe_status
+    from phasewise.cli.status import describe_status, workdir_option
 
-    place = _found_workdir(workdir)
+    place = workdir_option(workdir)
     ledger = _ledger(str(place))
     timeline = ledger.timeline()
     if as_json:
         click.echo(json.dumps(timeline, indent=2))
     else:
         click.echo(describe_status(timeline, place, ledger.pid), nl=False)
-
-
-def _found_workdir(given: str | None) -> Path:
-    """``--workdir``, or the one work directory under ./.phasewise (BadInput if none)."""
-    from phasewise.cli.status import find_workdir
-
-    try:
-        return find_workdir(given)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
 
 
 def _ledger(workdir: str, pipeline: str | None = None) -> Any:
@@ -551,14 +541,11 @@ def cache_clear(workdir: str | None, phase: str | None) -> None:
 
 
 def _result_cache(workdir: str | None) -> Any:
-    from phasewise.cli.status import find_workdir
+    from phasewise.cli.status import workdir_option
     from phasewise.durable.cache import ResultCache
     from phasewise.durable.workdir import Workdir
 
-    try:
-        place = Workdir(find_workdir(workdir))
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
+    place = Workdir(workdir_option(workdir))
     if not place.cache_dir.is_dir():
         raise BadInput(f"{place.path} holds no cache")
     try:

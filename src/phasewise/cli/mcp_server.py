@@ -3,10 +3,10 @@ the Model Context Protocol (the official ``mcp`` package, extra ``phasewise[mcp]
 
 ::
 
-    agent ──stdio──▶ MCPServer (mcp) ──▶ RunView ──reads──▶ pipeline-state.json
+    agent ──stdio──▶ MCPServer (mcp) ──▶ WorkdirReader ──reads──▶ pipeline-state.json
                      resource, tools      answers           journal.jsonl, logs.jsonl
 
-``RunView`` answers the questions and knows nothing of MCP: every answer reads the work
+``WorkdirReader`` answers the questions and knows nothing of MCP: every answer reads the work
 directory afresh, without its lock, so it follows a run while it goes (and one that has
 not started yet: until then each answer says what to pass). What it cannot answer it
 raises as ``WorkdirError`` or ``ValueError`` with a message saying why; ``serve`` turns
@@ -28,7 +28,7 @@ from phasewise.core.errors import PhasewiseError, WorkdirError
 from phasewise.durable.ledger import Ledger
 from phasewise.durable.workdir import Workdir
 
-__all__ = ["MISSING_EXTRA", "TIMELINE_URI", "RunView", "mermaid_of", "serve"]
+__all__ = ["MISSING_EXTRA", "TIMELINE_URI", "WorkdirReader", "mermaid_of", "serve"]
 
 TIMELINE_URI = "phasewise://pipeline/timeline"
 
@@ -40,7 +40,7 @@ MCP_FLOOR = "2.3"
 _T = TypeVar("_T")
 
 
-class RunView:
+class WorkdirReader:
     """The run kept in the work directory ``given`` (or, if None, the one under
     ``./.phasewise``), read afresh for every answer."""
 
@@ -139,7 +139,7 @@ progress and each phase's status, duration, attempts, cache hit and error; call 
 
 
 def _answer(ask: Callable[[], _T], error: type[Exception]) -> _T:
-    """``ask()``; what RunView cannot answer re-raised as ``error`` (the mcp package's
+    """``ask()``; what WorkdirReader cannot answer re-raised as ``error`` (the mcp package's
     ToolError or ResourceError), its message kept for the agent."""
     try:
         return ask()
@@ -147,7 +147,7 @@ def _answer(ask: Callable[[], _T], error: type[Exception]) -> _T:
         raise error(str(exc)) from None
 
 
-def _server(view: RunView) -> Any:
+def _server(view: WorkdirReader) -> Any:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
@@ -196,7 +196,7 @@ def serve(workdir: str | None) -> None:
         from mcp.server.mcpserver import MCPServer  # noqa: F401  (the 2.x API)
     except ImportError:
         raise BadInput(MISSING_EXTRA + _installed_note()) from None
-    _server(RunView(workdir)).run("stdio")
+    _server(WorkdirReader(workdir)).run("stdio")
 
 
 def _installed_note() -> str:

@@ -1,5 +1,7 @@
-"""One color per phase status, shared by everything that draws a run (the graph, the HTML
-report, the live display), so a status looks the same wherever it is shown."""
+"""One color per phase status, shared by what the CLI draws of a run (the graph, the HTML
+report, the detail view), so a status looks the same wherever it is shown. (The live
+display, a plugin, keeps its own terminal styles in plugins/live.py: plugins do not
+import the CLI.)"""
 
 from __future__ import annotations
 

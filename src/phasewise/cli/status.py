@@ -11,7 +11,8 @@ from typing import Any
 from phasewise.cli.report import format_table
 from phasewise.plugins.reporters import format_duration
 
-__all__ = ["describe_status", "find_workdir", "format_cache_entries", "is_alive"]
+__all__ = ["describe_status", "find_workdir", "format_cache_entries", "is_alive",
+           "workdir_option"]
 
 
 def find_workdir(given: str | None) -> Path:
@@ -28,6 +29,17 @@ def find_workdir(given: str | None) -> Path:
         raise ValueError(f"several runs are recorded under {root} ({names}); pass --workdir "
                          "to pick one")
     return found[0]
+
+
+def workdir_option(given: str | None) -> Path:
+    """What ``--workdir`` names (``find_workdir``), for a command: ``BadInput`` (exit 2)
+    saying what to pass when there is no such run."""
+    from phasewise.cli.errors import BadInput
+
+    try:
+        return find_workdir(given)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def is_alive(pid: int) -> bool:

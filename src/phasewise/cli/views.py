@@ -18,16 +18,6 @@ __all__ = ["register"]
 WORKDIR_HELP = "The run's work directory (default: the one under ./.phasewise)."
 
 
-def _workdir(given: str | None) -> Path:
-    from phasewise.cli.errors import BadInput
-    from phasewise.cli.status import find_workdir
-
-    try:
-        return find_workdir(given)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-
-
 @click.command()
 @click.option("--workdir", metavar="DIR", default=None, help=WORKDIR_HELP)
 def watch(workdir: str | None) -> None:
@@ -38,9 +28,10 @@ def watch(workdir: str | None) -> None:
     top/bottom, f toggles following the newest lines), Escape collapses it, q quits.
     Read-only: quitting never stops the run it watches.
     """
+    from phasewise.cli.status import workdir_option
     from phasewise.cli.tui import watch_workdir
 
-    raise SystemExit(watch_workdir(_workdir(workdir)))
+    raise SystemExit(watch_workdir(workdir_option(workdir)))
 
 
 @click.command()
@@ -58,8 +49,9 @@ def report(workdir: str | None, output: str, open_it: bool) -> None:
     Built from the work directory's journal and log file.
     """
     from phasewise.cli.html_report import write_report
+    from phasewise.cli.status import workdir_option
 
-    written = write_report(_workdir(workdir), Path(output))
+    written = write_report(workdir_option(workdir), Path(output))
     click.echo(f"phasewise: report written to {written}", err=True)
     if open_it:
         import webbrowser
