@@ -174,11 +174,15 @@ def _write_inputs(inputs: Mapping[str, Any]) -> list[Path]:
         except BaseException:
             _using_inputs -= 1
             raise
-    paths = []
-    for key, (status, data, _, _) in inputs.items():
-        path = folder / key
-        paths.append(path)
-        path.write_bytes(data if status == "reply" else b"")
+    paths: list[Path] = []
+    try:
+        for key, (status, data, _, _) in inputs.items():
+            path = folder / key
+            paths.append(path)
+            path.write_bytes(data if status == "reply" else b"")
+    except BaseException:  # the disk is full, say: nothing written stays, the count drops
+        _remove_inputs(paths)
+        raise
     return paths
 
 
