@@ -292,3 +292,30 @@ def test_help_explains_the_displays() -> None:
                          capture_output=True, text=True, timeout=60)
     assert "--show-output" in ran.stdout
     assert "rich" in ran.stdout and "plain" in ran.stdout
+
+
+def _slow_printer() -> int:
+    import time
+
+    for i in range(5):
+        print(f"slow {i}")
+        time.sleep(0.1)
+    return 1
+
+
+def test_a_display_that_cannot_draw_says_so_and_writes_the_lines_as_they_come(
+    display: Callable[..., tuple[LiveDisplay, _Terminal]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import phasewise.plugins.live as live
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("no room to draw")
+
+    monkeypatch.setattr(live, "render_region", broken)
+    _, stream = display(show_output=True, color=False)
+    with pytest.warns(Warning, match="the live display stopped drawing: RuntimeError"):
+        result = Pipeline("p", Phase("slow", _slow_printer), capture_output=True).run(
+            executor="thread")
+    assert result.ok
+    echoed = [line for line in stream.getvalue().splitlines() if line.startswith("slow |")]
+    assert echoed == [f"slow | slow {i}" for i in range(5)]

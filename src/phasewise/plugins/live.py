@@ -30,12 +30,14 @@ import io
 import os
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 from phasewise.core import actions as A
 from phasewise.core.actions import Action
+from phasewise.core.errors import PhasewiseWarning
 from phasewise.core.state import PhaseStatus, PipelineState
 from phasewise.core.store import Store
 from phasewise.plugins.markers import hookimpl
@@ -46,9 +48,11 @@ from phasewise.plugins.reporters import (
     short_duration,
 )
 
-__all__ = ["FRAMES_PER_SECOND", "LiveDisplay", "render_region"]
+__all__ = ["FRAMES_PER_SECOND", "PENDING_LIMIT", "LiveDisplay", "render_region"]
 
 FRAMES_PER_SECOND = 10
+PENDING_LIMIT = 200_000
+"""Lines kept to echo at the next frame at most (more come only while nothing draws)."""
 
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _SYMBOLS = {"pending": "·", "completed": "✓", "failed": "✗", "skipped": "↷",
@@ -243,6 +247,8 @@ class LiveDisplay(ProgressReporter):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._paused = False
+        self._broken = False  # drawing failed: lines are written as they come
+        self._dropped = 0  # lines not kept for the next frame (PENDING_LIMIT)
 
     @hookimpl
     def phasewise_run_start(self, pipeline: Any, store: Store) -> None:
@@ -274,8 +280,14 @@ class LiveDisplay(ProgressReporter):
                 payload = action.payload
                 name, line = payload.get("name", "?"), payload.get("line", "")
                 stderr = payload.get("stream") == "stderr"
+                echo = self._echo(name, line, stderr)
                 with self._out_lock:
-                    self._out.append(self._echo(name, line, stderr))
+                    if self._broken:
+                        self._stream.write(echo + "\n")
+                    elif len(self._out) < PENDING_LIMIT:
+                        self._out.append(echo)
+                    else:  # nothing drew them for a long while (a review point waits)
+                        self._dropped += 1
             return
         if kind == A.PIPELINE_START:
             self._started = True
@@ -304,7 +316,15 @@ class LiveDisplay(ProgressReporter):
             try:
                 with self._lock:
                     self._draw()
-            except Exception:  # a display must never take the run down
+            except Exception as exc:  # a display must never take the run down
+                with self._out_lock:  # from now on, lines are written as they come
+                    self._broken = True
+                    if self._out:
+                        self._stream.write("\n".join(self._out) + "\n")
+                        self._out = []
+                warnings.warn(PhasewiseWarning(
+                    f"the live display stopped drawing: {type(exc).__name__}: {exc}"),
+                    stacklevel=2)
                 return
 
     @contextlib.contextmanager
@@ -336,6 +356,9 @@ class LiveDisplay(ProgressReporter):
         echoed and then ``region`` — in one write."""
         with self._out_lock:
             out, self._out = self._out, []
+            if self._dropped:
+                out.append(f"… {self._dropped:,} more lines, not shown here")
+                self._dropped = 0
         parts = []
         if self._drawn:
             parts.append(f"\r\x1b[{self._drawn}A\x1b[J")
