@@ -69,9 +69,15 @@ class DetailViewReporter:
             return  # follows the first run only (a pipeline one of its phases runs, say)
         self._pipeline = pipeline
         order = pipeline.execution_order()
-        reducer = make_detail_reducer(make_reducer(
-            pipeline.name, order, {p.name: p.weight for p in pipeline.phases},
-            {p.name: self._max_logs or p.max_logs for p in pipeline.phases}))
+        if self._max_logs is None:  # the run's own state, reduced once, by the run's store
+            def runs_state(state: Any, action: Action) -> Any:
+                return store.state
+
+            reducer = make_detail_reducer(runs_state)
+        else:  # lines kept per phase differ from the run's: a state of the view's own
+            reducer = make_detail_reducer(make_reducer(
+                pipeline.name, order, {p.name: p.weight for p in pipeline.phases},
+                {p.name: self._max_logs for p in pipeline.phases}))
         terminal = Terminal(self._in, self._out)
         view = self._store = view_store(reducer,
                                         log_height_for(terminal.size()[1], len(order)))
