@@ -349,7 +349,7 @@ def run(
                        "file")
     options = parse_executor_options(executor_option)
     given = _given_params(params_file, param)
-    stdout_is_ours = as_json or events == "-"  # then all else the run prints goes to stderr
+    stdout_is_ours = as_json or events == "-"  # then everything else printed goes to stderr
     try:
         with stdout_to_stderr() if stdout_is_ours else nullcontext():
             pipeline = _load(target)
