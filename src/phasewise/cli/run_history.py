@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phasewise.plugins.reporters import printable
+from phasewise.plugins.reporters import printable, where_text
 
 __all__ = [
     "CACHE_LANE",
@@ -67,7 +67,7 @@ class Attempt:
             return CACHE_LANE
         if not self.executor:
             return NOT_STARTED_LANE
-        return f"{self.executor} · {self.worker}" if self.worker else self.executor
+        return where_text(self.executor, self.worker)
 
 
 @dataclass(slots=True)

@@ -46,6 +46,7 @@ from phasewise.plugins.reporters import (
     elapsed_text,
     printable,
     short_duration,
+    where_text,
 )
 
 __all__ = ["FRAMES_PER_SECOND", "PENDING_LIMIT", "LiveDisplay", "render_region"]
@@ -88,8 +89,8 @@ def render_region(
     labels = labels or {}
     paint = _paint if color else _plain
     phases = _rows(state, order, finished, max(1, height - 2))
-    cells = [(p, labels.get(p.name) or p.name, _where(p), elapsed_text(p, now), _notes(p))
-             for p in phases]
+    cells = [(p, labels.get(p.name) or p.name, where_text(p.executor, p.worker),
+              elapsed_text(p, now), _notes(p)) for p in phases]
     widths = [min(max((cell_len(row[i]) for row in cells), default=0), cap)
               for i, cap in ((1, max(8, width // 4)), (2, max(8, width // 5)), (3, 8),
                              (4, 20))]
@@ -193,12 +194,6 @@ def _symbol(status: str, frame: int, unicode: bool) -> str:
     if status == "running":
         return _SPINNER[frame % len(_SPINNER)]
     return _SYMBOLS.get(status, "?")
-
-
-def _where(p: PhaseStatus) -> str:
-    if not p.executor:
-        return ""
-    return f"{p.executor} · {p.worker}" if p.worker else p.executor
 
 
 def _notes(p: PhaseStatus) -> str:

@@ -53,6 +53,7 @@ __all__ = [
     "is_warning",
     "printable",
     "short_duration",
+    "where_text",
 ]
 
 _WARNING = re.compile(r"^(warning: |on_success hook raised |on_failure hook raised )")
@@ -301,6 +302,12 @@ def short_duration(seconds: float) -> str:
         return f"{seconds:.1f}s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s"
+
+
+def where_text(executor: str, worker: str) -> str:
+    """Where a phase ran, for a display: ``process · pid 812``, ``thread``; empty for
+    a phase that never started."""
+    return f"{executor} · {worker}" if executor and worker else executor
 
 
 def elapsed_text(p: PhaseStatus, now: float) -> str:

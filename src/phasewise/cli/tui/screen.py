@@ -11,7 +11,7 @@ from rich.text import Text
 from phasewise.cli.palette import STATUS_STYLE
 from phasewise.core.state import PhaseStatus, PipelineState
 from phasewise.core.view import PipelineViewState
-from phasewise.plugins.reporters import elapsed_text, printable, short_duration
+from phasewise.plugins.reporters import elapsed_text, printable, short_duration, where_text
 
 __all__ = ["SYMBOLS", "render_view"]
 
@@ -78,13 +78,9 @@ def _window(count: int, selected: int, rows: int) -> int:
     return min(max(0, selected - rows // 2), count - rows)
 
 
-def _where(phase: PhaseStatus) -> str:
-    return f"{phase.executor} · {phase.worker}" if phase.worker else phase.executor
-
-
 def _columns(phases: Sequence[PhaseStatus], width: int) -> tuple[int, int]:
     names = max((len(p.name) for p in phases), default=0)
-    wheres = max((len(_where(p)) for p in phases), default=0)
+    wheres = max((len(where_text(p.executor, p.worker)) for p in phases), default=0)
     return min(names, max(8, width // 3)), min(wheres, 28)
 
 
@@ -96,7 +92,8 @@ def _row(phase: PhaseStatus, selected: bool, columns: tuple[int, int], now: floa
     name = phase.name if len(phase.name) <= name_width else phase.name[: name_width - 1] + "…"
     row.append(f"{name:<{name_width}}  ", style="bold reverse" if selected else "")
     row.append(f"{phase.status:<9}", style=style)
-    row.append(f"  {_where(phase)[:where_width]:<{where_width}}  ", style="cyan")
+    where = where_text(phase.executor, phase.worker)[:where_width]
+    row.append(f"  {where:<{where_width}}  ", style="cyan")
     row.append(f"{elapsed_text(phase, now):>7}")
     extra = []
     if phase.attempt > 1:
